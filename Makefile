@@ -1,0 +1,17 @@
+# The README's two commands: `make demo` (set up + the main comparison) and `make test`
+# (set up + the whole test suite). Set-up is idempotent: scripts/setup.sh.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test clean
+setup:
+	VENV=$(VENV) bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/mlx-explore compare --model mlp --dataset digits --frameworks torch,jax,tensorflow,sklearn --epochs 10 --out results/mlp_digits.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

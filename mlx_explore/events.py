@@ -1,0 +1,124 @@
+"""The events a comparison streams while it runs: plain dataclasses, one JSON object per line.
+
+A CLI, a widget, a test and a results store all consume the same stream (DESIGN.md, "The flow of
+one comparison"). Per framework the order is ``started``, then ``step`` / ``epoch`` events, then
+exactly one of ``finished`` or ``failed``; a framework that never starts gets one ``skipped``.
+
+``time_s`` is wall-clock seconds since the framework's child process started (``time.perf_counter``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+#: Final statuses of a framework's run.
+STATUSES = ("ok", "failed", "skipped", "unsupported", "diverged", "timeout", "interrupted")
+
+
+@dataclass
+class Event:
+    """Base of all events; ``kind`` names the subclass in JSON."""
+
+    kind: ClassVar[str] = "event"
+    framework: str
+
+    def to_json(self) -> str:
+        """One line of JSON with a ``kind`` key."""
+        return json.dumps({"kind": self.kind, **asdict(self)}, allow_nan=True)
+
+
+@dataclass
+class Started(Event):
+    """The child imported its framework and built the model.
+
+    ``device``: where it runs (``"cpu"``, ``"cuda:0"``, ``"TFRT_CPU_0"``...); ``device_name``: human
+    name (GPU model), ``versions``: package versions; ``import_s``: seconds to import the framework;
+    ``total_steps``: training steps that will run; ``pid``: the child's process id.
+    """
+
+    kind: ClassVar[str] = "started"
+    device: str = "cpu"
+    device_name: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    import_s: float = 0.0
+    total_steps: int = 0
+    pid: int = 0
+    time_s: float = 0.0
+
+
+@dataclass
+class Step(Event):
+    """Mean cross-entropy of one training batch, computed before that step's update.
+
+    ``step`` counts from 1 over the whole run; ``epoch`` counts from 1.
+    """
+
+    kind: ClassVar[str] = "step"
+    step: int = 0
+    epoch: int = 0
+    loss: float = float("nan")
+    time_s: float = 0.0
+
+
+@dataclass
+class Epoch(Event):
+    """End of an epoch: mean training loss of its steps, validation loss and accuracy."""
+
+    kind: ClassVar[str] = "epoch"
+    epoch: int = 0
+    train_loss: float = float("nan")
+    val_loss: float = float("nan")
+    val_accuracy: float = float("nan")
+    time_s: float = 0.0
+
+
+@dataclass
+class Finished(Event):
+    """The run completed; ``metrics`` holds the figures (see ``runner.METRIC_DOCS``)."""
+
+    kind: ClassVar[str] = "finished"
+    status: str = "ok"
+    device: str = "cpu"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    time_s: float = 0.0
+
+
+@dataclass
+class Failed(Event):
+    """The run started but did not complete: ``status`` is ``failed``, ``diverged``, ``timeout`` or
+    ``interrupted``; ``reason`` says why in one line; ``error_tail`` holds the end of the traceback or
+    stderr."""
+
+    kind: ClassVar[str] = "failed"
+    status: str = "failed"
+    reason: str = ""
+    error_tail: str = ""
+    time_s: float = 0.0
+
+
+@dataclass
+class Skipped(Event):
+    """The run never started: ``status`` is ``skipped`` (framework or device missing) or
+    ``unsupported`` (the framework cannot express the model); ``reason`` says which."""
+
+    kind: ClassVar[str] = "skipped"
+    status: str = "skipped"
+    reason: str = ""
+
+
+EVENT_TYPES = {cls.kind: cls for cls in (Started, Step, Epoch, Finished, Failed, Skipped)}
+
+
+def from_json(line: str) -> Event:
+    """Parse one line written by :meth:`Event.to_json`.
+
+    Raises:
+        ValueError: not JSON, or an unknown ``kind``.
+    """
+    data = json.loads(line)
+    kind = data.pop("kind", None)
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event kind {kind!r}; allowed: {', '.join(EVENT_TYPES)}")
+    return EVENT_TYPES[kind](**data)

@@ -1,0 +1,1 @@
+"""jax adapter: ``models.py`` (the model code) and ``trainer.py`` (training, evaluation, devices)."""

@@ -1,0 +1,1 @@
+"""sklearn adapter: ``models.py`` (the model code) and ``trainer.py`` (training, evaluation, devices)."""

@@ -1,0 +1,1 @@
+"""tensorflow adapter: ``models.py`` (the model code) and ``trainer.py`` (training, evaluation, devices)."""

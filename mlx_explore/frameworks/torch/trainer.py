@@ -1,0 +1,148 @@
+"""Training PyTorch models from the canonical weights.
+
+Loading (DESIGN.md, "Same start"): ``Linear.weight = kernel.T``;
+``Conv2d.weight = kernel.transpose(3, 2, 0, 1)`` (HWIO -> OIHW); the first dense layer after the
+convolutions also has its input rows reordered from (H, W, C) to PyTorch's (C, H, W) flatten order.
+
+Optimizers (``torch.optim``, https://pytorch.org/docs/stable/optim.html):
+``sgd`` = ``SGD(lr)``; ``momentum`` = ``SGD(lr, momentum=m)``, i.e. ``v = m v + g; p -= lr v``;
+``adam`` = ``Adam(lr, betas=(0.9, 0.999), eps=1e-8)``, epsilon added to ``sqrt(v_hat)``.
+
+Compile mode: ``eager`` runs the module as is; ``compiled`` wraps the whole training step
+(forward, backward, optimizer) in ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..common import DeviceUnavailable
+from .models import CNN, MLP
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+
+def select_device(kind: str) -> torch.device:
+    """``auto``: CUDA, else Apple MPS, else CPU. Raises DeviceUnavailable for a missing ``gpu``."""
+    if kind in ("auto", "gpu") and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    if kind in ("auto", "gpu") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    if kind == "gpu":
+        raise DeviceUnavailable("PyTorch sees no GPU (torch.cuda.is_available() is False)")
+    if kind == "tpu":
+        raise DeviceUnavailable("TPU needs torch_xla, which this project does not drive")
+    return torch.device("cpu")
+
+
+def build_model(spec) -> torch.nn.Module:
+    """The ``torch.nn.Module`` for a ``ModelSpec``."""
+    if spec.kind == "cnn":
+        h, w, c = spec.image_shape
+        return CNN(c, h, w, spec.n_classes, spec.channels, spec.kernel_size, spec.dense)
+    return MLP(spec.n_features, spec.hidden, spec.n_classes, spec.activation)
+
+
+def _layers(model):
+    return [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+
+
+def load_canonical(model: torch.nn.Module, spec, weights: dict[str, np.ndarray]) -> None:
+    """Copy canonical ``weights`` into ``model`` in place (layout conversion in the module docstring)."""
+    with torch.no_grad():
+        for layer, name in zip(_layers(model), spec.layer_names(), strict=True):
+            kernel = weights[f"{name}/kernel"]
+            if isinstance(layer, torch.nn.Conv2d):
+                kernel = kernel.transpose(3, 2, 0, 1)
+            else:
+                if spec.kind == "cnn" and name == "dense_0":
+                    h, w, c = spec.image_shape[0] // 4, spec.image_shape[1] // 4, spec.channels[1]
+                    kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+                kernel = kernel.T
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+            layer.bias.copy_(torch.from_numpy(weights[f"{name}/bias"]))
+
+
+def make_optimizer(params, config) -> torch.optim.Optimizer:
+    """``torch.optim`` optimizer for ``config.optimizer`` (definitions in the module docstring)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    momentum = config.momentum if config.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=config.lr, momentum=momentum)
+
+
+class Trainer:
+    """PyTorch implementation of ``frameworks.common.TrainerProtocol``."""
+
+    name = "torch"
+
+    def __init__(self, spec, weights, config, x_train, y_train):
+        self.spec, self.config = spec, config
+        self.dev = select_device(config.device)
+        self.device = str(self.dev)
+        self.device_name = torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else self.dev.type
+        if self.dev.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (DESIGN.md)
+            torch.backends.cudnn.allow_tf32 = False
+        self.model = build_model(spec)
+        load_canonical(self.model, spec, weights)
+        self.model.to(self.dev)
+        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.x = self._inputs(x_train)
+        self.y = torch.as_tensor(y_train, device=self.dev)
+        self._step = torch.compile(self._train_step) if config.mode == "compiled" else self._train_step
+
+    def _inputs(self, x: np.ndarray) -> torch.Tensor:
+        t = torch.as_tensor(x, device=self.dev)
+        return t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t  # NHWC -> NCHW
+
+    def _train_step(self, xb, yb):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.model(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def train_step(self, idx):
+        idx = torch.as_tensor(idx, device=self.dev)
+        self.model.train()
+        return self._step(self.x[idx], self.y[idx])
+
+    def losses(self, handles):
+        return torch.stack(handles).double().cpu().numpy()
+
+    @torch.no_grad()
+    def logits(self, x):
+        self.model.eval()
+        xt = self._inputs(x)
+        return torch.cat([self.model(xt[i : i + 1024]) for i in range(0, len(xt), 1024)]).float().cpu().numpy()
+
+    def weights(self):
+        out = {}
+        for layer, name in zip(_layers(self.model), self.spec.layer_names(), strict=True):
+            k = layer.weight.detach().cpu().numpy()
+            if k.ndim == 4:
+                k = k.transpose(2, 3, 1, 0)
+            else:
+                k = k.T
+                if self.spec.kind == "cnn" and name == "dense_0":
+                    h, w, c = self.spec.image_shape[0] // 4, self.spec.image_shape[1] // 4, self.spec.channels[1]
+                    k = k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
+            out[f"{name}/kernel"] = np.ascontiguousarray(k)
+            out[f"{name}/bias"] = layer.bias.detach().cpu().numpy()
+        return out
+
+    @staticmethod
+    def versions() -> dict[str, str]:
+        return {"torch": torch.__version__, "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
+
+
+def list_devices() -> list[str]:
+    """Devices PyTorch can use here, e.g. ``["cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"]``."""
+    out = ["cpu"]
+    out += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append("mps")
+    return out

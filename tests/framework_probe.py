@@ -1,0 +1,20 @@
+"""Test helper run in a child process: build one framework's trainer from a bundle and save
+(a) the logits of the first training batch, (b) its weights read back in canonical layout,
+(c) the first step's loss. Usage: python framework_probe.py FRAMEWORK BUNDLE.npz OUT.npz"""
+
+import sys
+
+import numpy as np
+
+from mlx_explore.bundle import Bundle
+from mlx_explore.frameworks import trainer_module
+
+framework, bundle_path, out = sys.argv[1:4]
+bundle = Bundle.load(bundle_path)
+trainer = trainer_module(framework).Trainer(
+    bundle.spec, bundle.weights, bundle.config, bundle.inputs(bundle.data.x_train), bundle.data.y_train
+)
+idx = bundle.order[0, 0]
+logits = trainer.logits(bundle.inputs(bundle.data.x_train[idx]))
+weights = trainer.weights()
+np.savez(out, logits=logits, **{f"w:{k}": v for k, v in weights.items()})
