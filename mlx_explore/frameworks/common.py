@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..events import Epoch, Event, Step
-from ..metrics import classification_metrics, cross_entropy
+from ..metrics import classification_metrics
 
 #: Longest timing window [steps]; also how often step events reach a live plot.
 WINDOW_STEPS = 100
@@ -154,8 +154,3 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
         "steps": int(epochs * steps),
     }
 
-
-def initial_loss(trainer: TrainerProtocol, bundle: Bundle, idx: np.ndarray) -> float:
-    """Cross-entropy of the current model on training rows ``idx`` (a check for weight loading)."""
-    x = bundle.inputs(bundle.data.x_train[idx])
-    return cross_entropy(trainer.logits(x), bundle.data.y_train[idx])

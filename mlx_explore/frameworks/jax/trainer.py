@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..common import DeviceUnavailable
+from ..common import DeviceUnavailable, batched
 from .models import CNN, MLP
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -103,8 +103,7 @@ class Trainer:
         return np.asarray(jax.device_get(jnp.stack(handles)), dtype=np.float64)
 
     def logits(self, x):
-        out = [self._apply(self.params, jax.device_put(x[i : i + 1024], self.dev)) for i in range(0, len(x), 1024)]
-        return np.asarray(jnp.concatenate(out), dtype=np.float32)
+        return batched(lambda xb: np.asarray(self._apply(self.params, jax.device_put(xb, self.dev)), np.float32), x)
 
     def weights(self):
         return {

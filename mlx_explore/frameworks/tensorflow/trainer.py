@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ..common import DeviceUnavailable  # noqa: E402
+from ..common import DeviceUnavailable, batched  # noqa: E402
 from .models import cnn, mlp  # noqa: E402
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -99,7 +99,7 @@ class Trainer:
 
     def logits(self, x):
         with tf.device(self.device):
-            return np.concatenate([self._apply(tf.constant(x[i : i + 1024])).numpy() for i in range(0, len(x), 1024)])
+            return batched(lambda xb: self._apply(tf.constant(xb)).numpy(), x)
 
     def weights(self):
         names = list(self.spec.shapes())

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..common import DeviceUnavailable
+from ..common import DeviceUnavailable, batched
 from .models import CNN, MLP
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
@@ -116,8 +116,7 @@ class Trainer:
     @torch.no_grad()
     def logits(self, x):
         self.model.eval()
-        xt = self._inputs(x)
-        return torch.cat([self.model(xt[i : i + 1024]) for i in range(0, len(xt), 1024)]).float().cpu().numpy()
+        return batched(lambda xb: self.model(self._inputs(xb)).float().cpu().numpy(), x)
 
     def weights(self):
         out = {}
