@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MODELS = ("logreg", "mlp", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DEVICES = ("auto", "cpu", "gpu", "tpu")
-MODES = ("eager", "compiled")
+MODES = ("eager", "compiled", "both")
+PRECISIONS = ("fp32", "bf16")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn")
 # Kept here (not imported from data.py) so validating a config never imports scikit-learn.
@@ -59,9 +60,20 @@ class RunConfig(BaseModel):
         seed: seeds the split, the batch order and the initial weights.
         device: ``auto`` (an accelerator where the framework sees one, else CPU), ``cpu``,
             ``gpu`` or ``tpu``.
-        mode: ``eager`` or ``compiled`` (``torch.compile``, ``jax.jit``,
-            ``tf.function(jit_compile=True)``); scikit-learn has one mode.
+        mode: ``eager``, ``compiled`` (``torch.compile``, ``jax.jit``,
+            ``tf.function(jit_compile=True)``) or ``both`` (one run per mode); scikit-learn has one
+            mode and runs once.
+        precision: ``fp32`` (TF32 off on NVIDIA GPUs, so fp32 means fp32) or ``bf16`` (bfloat16
+            compute with float32 parameters: autocast, Flax ``dtype``, Keras ``mixed_bfloat16``).
         threads: intra-op threads per framework (None: all cores); equal for every framework.
+            The child is also pinned to that many cores (``sched_setaffinity``) where the OS allows.
+        repeat: runs per framework and mode (>= 1); with 2 or more the result reports whether the
+            loss curves were bitwise identical.
+        deterministic: turn on each framework's determinism switches
+            (``torch.use_deterministic_algorithms``, ``tf.config.experimental.enable_op_determinism``,
+            ``--xla_gpu_deterministic_ops``).
+        latency_steps: calls timed in the per-step latency and batch-1 inference phases (0: skip
+            both phases). 200 gives a p99 between the two slowest calls.
         log_every: the training loss is reported every ``log_every`` steps (1: every step).
         val_fraction, test_fraction: shares of the data held out (stratified).
         n_samples, n_features, n_classes: size of the ``synthetic`` data set only.
@@ -87,8 +99,12 @@ class RunConfig(BaseModel):
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
     seed: int = Field(0, ge=0, lt=2**32)
     device: Literal["auto", "cpu", "gpu", "tpu"] = "auto"
-    mode: Literal["eager", "compiled"] = "compiled"
+    mode: Literal["eager", "compiled", "both"] = "compiled"
+    precision: Literal["fp32", "bf16"] = "fp32"
     threads: int | None = Field(None, ge=1)
+    repeat: int = Field(1, ge=1, le=100)
+    deterministic: bool = False
+    latency_steps: int = Field(200, ge=0, le=100_000)
     log_every: int = Field(1, ge=1)
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
@@ -174,6 +190,11 @@ class RunConfig(BaseModel):
         except ValidationError as exc:
             raise _to_config_error(exc) from None
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The compile modes to run: ``("eager", "compiled")`` for ``both``, else ``(mode,)``."""
+        return ("eager", "compiled") if self.mode == "both" else (self.mode,)
+
     def resolved_data_dir(self) -> str:
         """The data cache folder: ``data_dir``, else ``$MLX_EXPLORE_DATA``, else ``~/.cache/mlx_explore``."""
         return self.data_dir or os.environ.get("MLX_EXPLORE_DATA") or os.path.expanduser("~/.cache/mlx_explore")
@@ -184,6 +205,7 @@ _ALLOWED = {
     "optimizer": OPTIMIZERS,
     "device": DEVICES,
     "mode": MODES,
+    "precision": PRECISIONS,
     "activation": ACTIVATIONS,
 }
 

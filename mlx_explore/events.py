@@ -5,6 +5,8 @@ one comparison"). Per framework the order is ``started``, then ``step`` / ``epoc
 exactly one of ``finished`` or ``failed``; a framework that never starts gets one ``skipped``.
 
 ``time_s`` is wall-clock seconds since the framework's child process started (``time.perf_counter``).
+Every event names its run by ``framework``, ``mode`` (``eager``/``compiled``; ``""`` before the
+runner knows it) and ``repeat`` (1-based, for ``--repeat N``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ class Event:
 
     kind: ClassVar[str] = "event"
     framework: str
+    mode: str = ""
+    repeat: int = 1
+
+    @property
+    def run_key(self) -> tuple[str, str, int]:
+        """``(framework, mode, repeat)``: which run this event belongs to."""
+        return (self.framework, self.mode, self.repeat)
 
     def to_json(self) -> str:
         """One line of JSON with a ``kind`` key."""
@@ -35,13 +44,17 @@ class Started(Event):
 
     ``device``: where it runs (``"cpu"``, ``"cuda:0"``, ``"TFRT_CPU_0"``...); ``device_name``: human
     name (GPU model), ``versions``: package versions; ``import_s``: seconds to import the framework;
-    ``total_steps``: training steps that will run; ``pid``: the child's process id.
+    ``total_steps``: training steps that will run; ``pid``: the child's process id; ``device_kind``:
+    ``cpu``, ``gpu`` or ``tpu``; ``flags``: the fairness settings in force, read back from the
+    framework in the child (threads, TF32, determinism, precision, compile mode, affinity).
     """
 
     kind: ClassVar[str] = "started"
     device: str = "cpu"
     device_name: str = ""
+    device_kind: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
     import_s: float = 0.0
     total_steps: int = 0
     pid: int = 0
@@ -76,12 +89,15 @@ class Epoch(Event):
 
 @dataclass
 class Finished(Event):
-    """The run completed; ``metrics`` holds the figures (see ``runner.METRIC_DOCS``)."""
+    """The run completed; ``metrics`` holds the figures (see ``runner.METRIC_DOCS``; ``None`` where a
+    figure does not exist here) and ``notes`` says, per metric, why it is ``None`` or how it was
+    measured."""
 
     kind: ClassVar[str] = "finished"
     status: str = "ok"
     device: str = "cpu"
     metrics: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     time_s: float = 0.0
 
 

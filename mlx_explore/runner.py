@@ -33,7 +33,8 @@ from .bundle import prepare
 from .config import RunConfig
 from .events import Epoch, Event, Failed, Finished, Skipped, Started, Step, from_json
 
-#: What each metric in a run's ``metrics`` means (units in brackets).
+#: What each metric in a run's ``metrics`` means (units in brackets). ``None`` where a figure does
+#: not exist for that run; the run's ``notes`` then say why.
 METRIC_DOCS = {
     "test_accuracy": "share of test samples classified right [0-1]",
     "test_f1_macro": "macro-averaged F1 on the test split [0-1]",
@@ -42,14 +43,30 @@ METRIC_DOCS = {
     "val_accuracy": "validation accuracy after the last epoch [0-1]",
     "val_loss": "validation cross-entropy after the last epoch [nats]",
     "train_loss": "mean training loss of the last epoch [nats]",
-    "samples_per_s": "steady-state training throughput, median over timed windows [samples/s]",
-    "step_ms": "steady-state time per training step, median over windows [ms]",
-    "first_step_s": "first training step, including tracing and compilation [s]",
+    "import_s": "importing the framework in the child process [s]",
+    "first_step_s": "first training step, including tracing and compilation, synced [s]",
     "compile_s": "first step minus a steady step: trace + compile time [s]",
-    "import_s": "importing the framework in the child [s]",
+    "samples_per_s": "steady training throughput, median over timed windows (sync at each window's end) [samples/s]",
+    "step_ms": "steady time per training step, median over windows [ms]",
+    "windows": "timed steady windows behind samples_per_s",
+    "step_ms_p50": "training-step latency with a sync after every step, median [ms]",
+    "step_ms_p95": "training-step latency with a sync after every step, 95th percentile [ms]",
+    "step_ms_p99": "training-step latency with a sync after every step, 99th percentile [ms]",
+    "infer_ms_p50": "batch-1 inference, host input to host logits, median [ms]",
+    "infer_ms_p95": "batch-1 inference, 95th percentile [ms]",
+    "infer_ms_p99": "batch-1 inference, 99th percentile [ms]",
+    "infer_samples_per_s": "inference throughput at batch infer_batch, median [samples/s]",
+    "infer_batch": "batch size of the inference-throughput phase [samples]",
     "train_s": "all training epochs including per-epoch validation [s]",
-    "eval_s": "test-set evaluation [s]",
+    "eval_s": "test-split evaluation [s]",
     "wall_s": "child process start to finish, as the user waits for it [s]",
+    "cpu_parallelism": "process CPU time / wall time in the steady windows: cores kept busy [cores]",
+    "peak_rss_mb": "peak resident memory of the child process [MiB]",
+    "peak_device_mb": "peak accelerator memory allocated by the framework [MiB]",
+    "train_gflop_per_step": "analytic FLOPs of one training step (3 x forward) [GFLOP]",
+    "gflops_per_s": "achieved training FLOP rate: FLOPs per step x steady steps/s [GFLOP/s]",
+    "peak_gflops_per_s": "float32 matmul peak measured on the same device in the same process [GFLOP/s]",
+    "mfu": "model FLOPs utilization: gflops_per_s / peak_gflops_per_s [0-1]",
     "steps": "training steps taken",
     "n_params": "trainable parameters",
 }
@@ -62,44 +79,87 @@ _TERMINAL = (Finished, Failed, Skipped)
 
 @dataclass
 class RunRecord:
-    """One framework's run, assembled from its events.
+    """One run (framework, compile mode, repeat), assembled from its events.
 
-    ``status`` is one of ``events.STATUSES``; ``curve`` holds ``{"step", "epoch", "loss", "time_s"}``
-    rows, ``epochs`` ``{"epoch", "train_loss", "val_loss", "val_accuracy", "time_s"}`` rows.
+    ``status`` is one of ``events.STATUSES`` (``running`` until a terminal event); ``curve`` holds
+    ``{"step", "epoch", "loss", "time_s"}`` rows, ``epochs`` ``{"epoch", "train_loss", "val_loss",
+    "val_accuracy", "time_s"}`` rows; ``flags`` the fairness settings read back in the child;
+    ``notes`` why a metric is ``None`` or how it was measured; ``run_id`` the row in the results
+    store (``None`` when not stored).
     """
 
     framework: str
+    mode: str = ""
+    repeat: int = 1
     status: str = "running"
     reason: str = ""
     device: str = ""
     device_name: str = ""
+    device_kind: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     curve: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     error_tail: str = ""
+    label: str = ""
+    run_id: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once a terminal event (or an interruption) has set the final status."""
+        return self.status != "running"
+
+    def to_dict(self, with_times: bool = True) -> dict:
+        """JSON-ready dict of the run (``with_times=False`` drops the curve's ``time_s``)."""
+        keep = ("step", "epoch", "loss", "time_s") if with_times else ("step", "epoch", "loss")
+        return {
+            "label": self.label or self.framework, "framework": self.framework, "mode": self.mode,
+            "repeat": self.repeat, "status": self.status, "reason": self.reason, "device": self.device,
+            "device_name": self.device_name, "device_kind": self.device_kind, "versions": self.versions,
+            "flags": self.flags, "metrics": self.metrics, "notes": self.notes,
+            "curve": [{k: p[k] for k in keep} for p in self.curve], "epochs": self.epochs,
+            "error_tail": self.error_tail, "run_id": self.run_id,
+        }  # fmt: skip
 
 
 class Collector:
-    """Folds an event stream into :class:`RunRecord` objects (one per framework, in order)."""
+    """Folds an event stream into :class:`RunRecord` objects, one per ``(framework, mode, repeat)``,
+    in the order they first appear."""
 
     def __init__(self) -> None:
-        self.records: dict[str, RunRecord] = {}
+        self.records: dict[tuple[str, str, int], RunRecord] = {}
 
-    def __call__(self, event: Event) -> Event:
-        rec = self.records.setdefault(event.framework, RunRecord(event.framework))
+    def __call__(self, event: Event) -> RunRecord:
+        """Apply ``event``; return the record it updated."""
+        rec = self.records.get(event.run_key)
+        if rec is None:
+            rec = self.records[event.run_key] = RunRecord(event.framework, event.mode, event.repeat)
         if isinstance(event, Started):
-            rec.device, rec.device_name, rec.versions = event.device, event.device_name, event.versions
+            rec.device, rec.device_name, rec.device_kind = event.device, event.device_name, event.device_kind
+            rec.versions, rec.flags = event.versions, event.flags
         elif isinstance(event, Step):
             rec.curve.append({"step": event.step, "epoch": event.epoch, "loss": event.loss, "time_s": event.time_s})
         elif isinstance(event, Epoch):
             rec.epochs.append({k: getattr(event, k) for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "time_s")})
         elif isinstance(event, Finished):
-            rec.status, rec.metrics, rec.device = event.status, event.metrics, event.device
+            rec.status, rec.metrics, rec.notes, rec.device = event.status, event.metrics, event.notes, event.device
         elif isinstance(event, (Failed, Skipped)):
             rec.status, rec.reason = event.status, event.reason
             rec.error_tail = getattr(event, "error_tail", "")
-        return event
+        return rec
+
+
+def run_label(config: RunConfig, framework: str, mode: str, repeat: int) -> str:
+    """A run's short unique name in a comparison: ``torch``, ``torch/eager`` (``--mode both``),
+    ``torch#2`` (``--repeat``), ``torch/eager#2``."""
+    label = framework
+    if len(config.modes) > 1 and framework != "sklearn":
+        label += f"/{mode}"
+    if config.repeat > 1:
+        label += f"#{repeat}"
+    return label
 
 
 @dataclass
@@ -109,70 +169,130 @@ class Comparison:
     Attributes:
         config: the validated config.
         env: where and how it ran (:func:`environment`).
-        runs: one :class:`RunRecord` per framework, in config order.
+        runs: one :class:`RunRecord` per run, in the order they ran.
+        db: the results store these runs were written to (``None``: not stored).
+        interrupted: True when the comparison was stopped before its end (Ctrl-C, a Stop button).
     """
 
     config: RunConfig
     env: dict
     runs: list[RunRecord]
+    db: str | None = None
+    interrupted: bool = False
 
     @property
     def metrics(self):
-        """``pandas.DataFrame``, one row per framework: status, reason, device and every metric."""
+        """``pandas.DataFrame``, one row per run, indexed by its label (:func:`run_label`; the
+        framework name when there is one mode and one repeat): framework, mode, repeat, status,
+        reason, device and every metric."""
         import pandas as pd
 
-        rows = [{"framework": r.framework, "status": r.status, "reason": r.reason, "device": r.device, **r.metrics} for r in self.runs]
-        return pd.DataFrame(rows).set_index("framework")
+        rows = [
+            {"run": r.label, "framework": r.framework, "mode": r.mode, "repeat": r.repeat, "status": r.status,
+             "reason": r.reason, "device": r.device, **r.metrics}
+            for r in self.runs
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=None if rows else ["run", "framework", "status"]).set_index("run")
+
+    @property
+    def summary(self):
+        """``pandas.DataFrame`` per (framework, mode) over its ``ok`` repeats: the **median** of every
+        numeric metric and ``runs``, the number of repeats behind it."""
+        m = self.metrics
+        ok = m[m["status"] == "ok"]
+        if ok.empty:
+            return ok
+        numeric = ok.select_dtypes("number").drop(columns=["repeat"], errors="ignore")
+        out = numeric.groupby([ok["framework"], ok["mode"]], sort=False).median()
+        out.insert(0, "runs", ok.groupby(["framework", "mode"], sort=False).size())
+        return out
 
     @property
     def curves(self):
-        """``pandas.DataFrame`` of logged training losses: framework, step, epoch, loss, time_s."""
+        """``pandas.DataFrame`` of logged training losses: run, framework, mode, repeat, step, epoch,
+        loss, time_s."""
         import pandas as pd
 
-        rows = [{"framework": r.framework, **p} for r in self.runs for p in r.curve]
-        return pd.DataFrame(rows, columns=["framework", "step", "epoch", "loss", "time_s"])
+        rows = [{"run": r.label, "framework": r.framework, "mode": r.mode, "repeat": r.repeat, **p} for r in self.runs for p in r.curve]
+        return pd.DataFrame(rows, columns=["run", "framework", "mode", "repeat", "step", "epoch", "loss", "time_s"])
 
     @property
     def epoch_table(self):
-        """``pandas.DataFrame`` per framework and epoch: train_loss, val_loss, val_accuracy, time_s."""
+        """``pandas.DataFrame`` per run and epoch: train_loss, val_loss, val_accuracy, time_s."""
         import pandas as pd
 
-        rows = [{"framework": r.framework, **p} for r in self.runs for p in r.epochs]
-        return pd.DataFrame(rows, columns=["framework", "epoch", "train_loss", "val_loss", "val_accuracy", "time_s"])
+        rows = [{"run": r.label, "framework": r.framework, "mode": r.mode, "repeat": r.repeat, **p} for r in self.runs for p in r.epochs]
+        return pd.DataFrame(rows, columns=["run", "framework", "mode", "repeat", "epoch", "train_loss", "val_loss", "val_accuracy", "time_s"])
 
-    def run(self, framework: str) -> RunRecord:
-        """The record of one framework. Raises KeyError naming the frameworks present."""
+    @property
+    def determinism(self) -> list[dict]:
+        """For every (framework, mode) with two or more ``ok`` repeats: were the logged loss curves
+        **bitwise** identical across repeats, and the largest absolute difference from the first.
+
+        Returns:
+            ``[{"framework", "mode", "repeats", "bitwise_identical", "max_abs_diff", "deterministic_flags"}]``.
+        """
+        import numpy as np
+
+        groups: dict[tuple[str, str], list[RunRecord]] = {}
         for r in self.runs:
-            if r.framework == framework:
+            if r.status == "ok":
+                groups.setdefault((r.framework, r.mode), []).append(r)
+        out = []
+        for (fw, mode), runs in groups.items():
+            if len(runs) < 2:
+                continue
+            base = np.array([p["loss"] for p in runs[0].curve], dtype=np.float64)
+            same, diff = True, 0.0
+            for other in runs[1:]:
+                cur = np.array([p["loss"] for p in other.curve], dtype=np.float64)
+                if cur.shape != base.shape:
+                    same, diff = False, float("inf")
+                    continue
+                same = same and base.tobytes() == cur.tobytes()
+                diff = max(diff, float(np.max(np.abs(cur - base))) if base.size else 0.0)
+            out.append({
+                "framework": fw, "mode": mode, "repeats": len(runs), "bitwise_identical": bool(same),
+                "max_abs_diff": diff, "deterministic_flags": runs[0].flags.get("deterministic"),
+            })  # fmt: skip
+        return out
+
+    def run(self, name: str) -> RunRecord:
+        """The record of one run, by label (``"torch/eager#2"``) or framework (its first run).
+
+        Raises:
+            KeyError: no such run; the message lists the labels present.
+        """
+        for r in self.runs:
+            if r.label == name:
                 return r
-        raise KeyError(f"no run for {framework!r}; runs: {', '.join(r.framework for r in self.runs)}")
+        for r in self.runs:
+            if r.framework == name:
+                return r
+        raise KeyError(f"no run {name!r}; runs: {', '.join(r.label for r in self.runs)}")
 
     def to_dict(self) -> dict:
         """The ``--out`` JSON document (format in README.md, "Results JSON")."""
         return {
             "config": self.config.model_dump(mode="json"),
             "env": self.env,
-            "runs": [
-                {
-                    "framework": r.framework, "status": r.status, "reason": r.reason, "device": r.device,
-                    "device_name": r.device_name, "versions": r.versions, "metrics": r.metrics,
-                    "curve": [{k: p[k] for k in ("step", "epoch", "loss")} for p in r.curve],
-                    "epochs": r.epochs, "error_tail": r.error_tail,
-                }  # fmt: skip
-                for r in self.runs
-            ],
+            "interrupted": self.interrupted,
+            "db": self.db,
+            "metric_docs": METRIC_DOCS,
+            "runs": [r.to_dict(with_times=False) for r in self.runs],
+            "determinism": self.determinism,
         }
 
     def to_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as JSON (NaN written as ``null``); creates parent folders."""
+        """Write :meth:`to_dict` as JSON (NaN and infinities written as ``null``); creates parent folders."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_nan_to_none(self.to_dict()), indent=2))
+        path.write_text(json.dumps(_nan_to_none(self.to_dict()), indent=2, allow_nan=False))
         return path
 
 
 def _nan_to_none(obj):
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
         return None
     if isinstance(obj, dict):
         return {k: _nan_to_none(v) for k, v in obj.items()}
@@ -182,95 +302,161 @@ def _nan_to_none(obj):
 
 
 def environment() -> dict:
-    """Where a comparison ran: Python, platform, CPU count, NumPy and framework versions, git
-    revision of this project and a UTC timestamp (ISO 8601)."""
+    """Where a comparison ran, recorded with every run: Python, platform, CPU model, logical and
+    usable cores, NumPy and installed framework versions, the GPUs ``nvidia-smi`` lists (if any),
+    the git revision of this project (and whether the tree had local changes) and a UTC timestamp
+    (ISO 8601). CUDA/cuDNN versions as each framework sees them are in every run's ``versions``."""
     import numpy
+
+    from .bench import usable_cores
 
     versions = {}
     for name in fw_registry.REGISTRY:
         versions.update(fw_registry.versions(name))
+    revision, dirty = _git_state()
     return {
         "mlx_explore": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "gpus": _nvidia_gpus(),
         "numpy": numpy.__version__,
         "versions": versions,
-        "git_revision": _git_revision(),
+        "git_revision": revision,
+        "git_dirty": dirty,
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _git_revision() -> str | None:
+def _cpu_model() -> str:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_gpus() -> list[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return None
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=5)  # fmt: skip
+        return rev.stdout.strip() or None, bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
 
 
 # ---------------------------------------------------------------------------------- running
 
 
+class ComparisonInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a widget's Stop) ended a comparison early. ``comparison`` holds every run that
+    finished, the interrupted one with status ``interrupted``; all of them are in the store."""
+
+    def __init__(self, comparison: "Comparison"):
+        super().__init__("comparison interrupted")
+        self.comparison = comparison
+
+
 def child_env(config: RunConfig) -> dict[str, str]:
     """Environment of a framework's child: equal thread counts, quiet logs, honest memory.
 
-    ``threads`` (default: all cores) goes to ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (PyTorch, NumPy,
-    scikit-learn), ``TF_NUM_INTRAOP_THREADS`` and ``XLA_FLAGS`` (JAX's CPU backend). JAX does not
+    ``threads`` (default: all usable cores) goes to ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/
+    ``OPENBLAS_NUM_THREADS`` (PyTorch, NumPy, scikit-learn) and ``TF_NUM_INTRAOP_THREADS``; XLA's
+    Eigen pool is single-threaded for 1 thread. The child also pins itself to that many cores and
+    sets each framework's own switch (``worker.py``, ``configure`` in each trainer). JAX does not
     preallocate GPU memory and TensorFlow grows its GPU memory on demand, so one does not starve
-    the other and memory figures mean something.
+    the other and memory figures mean something. With ``deterministic``: cuBLAS gets a fixed
+    workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, required by PyTorch's deterministic mode on
+    CUDA) and XLA ``--xla_gpu_deterministic_ops=true``.
     """
-    n = str(config.threads or os.cpu_count() or 1)
+    from .bench import usable_cores
+
+    n = str(min(config.threads or usable_cores(), usable_cores()))
     env = dict(os.environ)
+    xla = env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'true' if n != '1' else 'false'}"
+    if config.deterministic:
+        xla += " --xla_gpu_deterministic_ops=true"
+        env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+        env["TF_DETERMINISTIC_OPS"] = "1"
     env.update(
         OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n,
-        TF_NUM_INTRAOP_THREADS=n, TF_NUM_INTEROP_THREADS="1",
-        XLA_FLAGS=(env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'true' if n != '1' else 'false'}").strip(),
+        TF_NUM_INTRAOP_THREADS=n, TF_NUM_INTEROP_THREADS=n, XLA_FLAGS=xla.strip(),
         KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", TF_FORCE_GPU_ALLOW_GROWTH="true",
         XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1",
     )  # fmt: skip
     return env
 
 
+def plan(config: RunConfig) -> list[tuple[str, str, int]]:
+    """The runs of a comparison, in order: ``(framework, mode, repeat)`` for every framework, every
+    mode of ``config.modes`` (scikit-learn: once, as ``eager``) and repeats ``1..config.repeat``."""
+    out = []
+    for name in config.frameworks:
+        modes = ("eager",) if name == "sklearn" else config.modes
+        out += [(name, mode, r) for mode in modes for r in range(1, config.repeat + 1)]
+    return out
+
+
 def iter_compare(config: RunConfig | None = None, **kwargs: Any) -> Iterator[Event]:
     """Run the comparison and yield its events as they happen.
+
+    Every event carries ``framework``, ``mode`` and ``repeat`` (:func:`plan`). Closing the
+    generator early (``break``, ``.close()``, Ctrl-C) kills the running child and its process group.
 
     Args:
         config: a :class:`RunConfig`; or give its fields as keyword arguments instead.
 
     Yields:
-        per framework: ``Started``, ``Step``/``Epoch`` events, then ``Finished`` or ``Failed``; or a
+        per run: ``Started``, ``Step``/``Epoch`` events, then ``Finished`` or ``Failed``; or a
         single ``Skipped`` (framework not installed, device missing, model unsupported).
 
     Raises:
         ConfigError: an invalid field (before anything runs).
         DatasetUnavailable: a download data set is neither cached nor downloadable.
+        KeyboardInterrupt: after yielding the interrupted run's ``Failed(status="interrupted")``.
     """
     config = config if config is not None else RunConfig.build(**kwargs)
     bundle = prepare(config)
     with tempfile.TemporaryDirectory(prefix="mlx_explore_") as tmp:
         path = Path(tmp) / "bundle.npz"
         bundle.save(path)
-        for name in config.frameworks:
-            reason = fw_registry.unsupported_reason(name, config.model, config.device)
+        for name, mode, repeat in plan(config):
+            reason = fw_registry.unsupported_reason(name, config.model, config.device, config.precision)
             if reason:
-                yield Skipped(name, status="unsupported", reason=reason)
+                yield Skipped(name, mode, repeat, status="unsupported", reason=reason)
                 continue
             missing = fw_registry.missing_modules(name)
             if missing:
-                yield Skipped(name, status="skipped", reason=f"not installed ({', '.join(missing)}); pip install 'mlx-explore[{name}]'")
+                reason = f"not installed ({', '.join(missing)}); pip install 'mlx-explore[{name}]'"
+                yield Skipped(name, mode, repeat, status="skipped", reason=reason)
                 continue
-            yield from _run_child(name, path, config)
+            yield from _run_child(name, mode, repeat, path, config)
 
 
-def _run_child(name: str, bundle_path: Path, config: RunConfig) -> Iterator[Event]:
+def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunConfig) -> Iterator[Event]:
     stderr = tempfile.TemporaryFile(mode="w+")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx_explore.worker", "run", name, str(bundle_path)],
+        [sys.executable, "-m", "mlx_explore.worker", "run", name, str(bundle_path), mode],
         stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=child_env(config),
         text=True, start_new_session=True,
     )  # fmt: skip
@@ -279,6 +465,7 @@ def _run_child(name: str, bundle_path: Path, config: RunConfig) -> Iterator[Even
     reader.start()
     deadline = t0 + config.timeout_s if config.timeout_s else None
     terminal = None
+    last_step = 0
     try:
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
@@ -286,16 +473,26 @@ def _run_child(name: str, bundle_path: Path, config: RunConfig) -> Iterator[Even
                 line = lines.get(timeout=wait)
             except queue.Empty:
                 _kill(proc)
-                terminal = Failed(name, status="timeout", reason=f"stopped after the {config.timeout_s:g} s timeout",
+                terminal = Failed(name, mode, repeat, status="timeout", reason=f"stopped after the {config.timeout_s:g} s timeout",
                                   error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
                 yield terminal
                 return
+            except KeyboardInterrupt:
+                _kill(proc)
+                terminal = Failed(name, mode, repeat, status="interrupted",
+                                  reason=f"interrupted (Ctrl-C) after {last_step} training steps",
+                                  error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
+                yield terminal
+                raise
             if line is None:
                 break
             try:
                 event = from_json(line)
             except ValueError:
                 continue  # not an event line
+            event.mode, event.repeat = mode, repeat
+            if isinstance(event, Step):
+                last_step = event.step
             if isinstance(event, Finished):
                 event.metrics["wall_s"] = time.perf_counter() - t0
             if isinstance(event, _TERMINAL):
@@ -304,7 +501,9 @@ def _run_child(name: str, bundle_path: Path, config: RunConfig) -> Iterator[Even
         rc = proc.wait()
         if terminal is None:
             why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
-            yield Failed(name, status="failed", reason=f"the {name} process {why} before finishing",
+            if rc == -signal.SIGKILL:
+                why += " (out of memory, or killed from outside)"
+            yield Failed(name, mode, repeat, status="failed", reason=f"the {name} process {why} before finishing",
                          error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
     finally:
         _kill(proc)
@@ -324,6 +523,11 @@ def _kill(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    else:  # the child is gone; helpers it started (compile workers) may not be
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     proc.wait()
 
 
@@ -333,8 +537,16 @@ def _tail(f, lines: int = 15) -> str:
     return "\n".join(f.read().rstrip().splitlines()[-lines:])
 
 
-def compare(config: RunConfig | None = None, on_event: Callable[[Event], Any] | None = None, **kwargs: Any) -> Comparison:
-    """Run a comparison to the end and return its results.
+def compare(
+    config: RunConfig | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    *,
+    store: bool = True,
+    db: str | Path | None = None,
+    **kwargs: Any,
+) -> Comparison:
+    """Run a comparison to the end and return its results; each run is written to the results
+    store the moment it ends.
 
     Example::
 
@@ -345,19 +557,65 @@ def compare(config: RunConfig | None = None, on_event: Callable[[Event], Any] | 
     Args:
         config: a :class:`RunConfig`; or give its fields as keyword arguments.
         on_event: called with every event as it arrives (progress bars, live plots).
+        store: write the runs to the results store (``results.py``); ``False`` keeps nothing.
+        db: the store file (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
 
     Returns:
-        :class:`Comparison` with one run per framework, whatever its status.
+        :class:`Comparison` with one record per run of :func:`plan`, whatever its status.
 
     Raises:
         ConfigError, DatasetUnavailable: as :func:`iter_compare`.
+        StoreError: the store file is corrupt or from a newer version (raised before anything runs).
+        ComparisonInterrupted: Ctrl-C; finished runs are kept in the store and in its ``comparison``.
     """
     config = config if config is not None else RunConfig.build(**kwargs)
+    results = None
+    if store:
+        from .results import ResultsStore
+
+        results = ResultsStore(db)
     env = environment()
     collect = Collector()
-    for event in iter_compare(config):
-        collect(event)
-        if on_event is not None:
-            on_event(event)
-    runs = [collect.records.get(n, RunRecord(n, status="failed", reason="no events")) for n in config.frameworks]
-    return Comparison(config=config, env=env, runs=runs)
+    comparison = Comparison(config=config, env=env, runs=[], db=str(results.path) if results else None)
+    try:
+        comparison_id = results.begin_comparison(config.model_dump(mode="json"), env) if results else None
+        events = iter_compare(config)
+        try:
+            for event in events:
+                rec = collect(event)
+                rec.label = run_label(config, rec.framework, rec.mode, rec.repeat)
+                if isinstance(event, _TERMINAL) and results is not None:
+                    rec.run_id = results.add_run(comparison_id, _store_row(config, rec))
+                if on_event is not None:
+                    on_event(event)
+        except KeyboardInterrupt:
+            comparison.interrupted = True
+            for rec in collect.records.values():
+                if not rec.finished:
+                    rec.status, rec.reason = "interrupted", f"interrupted (Ctrl-C) after {len(rec.curve)} logged steps"
+                    if results is not None:
+                        rec.run_id = results.add_run(comparison_id, _store_row(config, rec))
+            comparison.runs = _in_plan_order(config, collect)
+            raise ComparisonInterrupted(comparison) from None
+        finally:
+            events.close()  # kills a running child
+    finally:
+        if results is not None:
+            results.close()
+    comparison.runs = _in_plan_order(config, collect)
+    return comparison
+
+
+def _store_row(config: RunConfig, rec: RunRecord) -> dict:
+    row = rec.to_dict()
+    row["config"] = config.model_dump(mode="json") | {"mode": rec.mode}
+    return row
+
+
+def _in_plan_order(config: RunConfig, collect: Collector) -> list[RunRecord]:
+    """Records in :func:`plan` order; runs that never started (an interrupted comparison) are left out."""
+    out = []
+    for key in plan(config):
+        if key in collect.records:
+            out.append(collect.records[key])
+    return out

@@ -1,18 +1,23 @@
 """Child-process entry point: one framework, one run, events as JSON lines.
 
-``python -m mlx_explore.worker run FRAMEWORK BUNDLE.npz`` trains and streams events;
-``python -m mlx_explore.worker probe FRAMEWORK`` prints one JSON object with versions and devices.
+``python -m mlx_explore.worker run FRAMEWORK BUNDLE.npz [MODE]`` trains and streams events (MODE
+overrides the bundle's compile mode, for ``--mode both``); ``python -m mlx_explore.worker probe
+FRAMEWORK`` prints one JSON object with versions and devices.
 
 Events go to the process's original standard output; everything else written to fd 1 (framework
 banners, stray prints) is redirected to standard error, so the event stream cannot be corrupted.
 The parent (``runner.py``) sets thread-count and allocator variables in the environment before
-this interpreter starts, since frameworks read them at import.
+this interpreter starts, since frameworks read them at import. Here, before the import, the
+process is pinned to ``config.threads`` cores and asks the kernel to kill it if the parent dies
+(Linux ``PR_SET_PDEATHSIG``), so no run outlives the comparison that started it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -30,12 +35,37 @@ def _event_stream():
     return out
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent exits (``prctl(PR_SET_PDEATHSIG)``, man 2 prctl)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def pin_threads(threads: int | None) -> int:
+    """Pin this process to ``threads`` of the cores it may use (all of them for ``None``); return
+    the count now usable. Frameworks size their thread pools from this at import."""
+    from .bench import usable_cores
+
+    have = usable_cores()
+    if threads and threads < have and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    return usable_cores()
+
+
 def tail(text: str, lines: int = 15) -> str:
     """The last ``lines`` lines of ``text``."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def run(framework: str, bundle_path: str) -> int:
+def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
     """Train ``framework`` on the bundle, writing events; returns the process exit code."""
     from .bundle import Bundle
     from .events import Failed, Finished, Skipped, Started
@@ -43,22 +73,30 @@ def run(framework: str, bundle_path: str) -> int:
     from .frameworks.common import DeviceUnavailable, Diverged, fit
 
     stream = _event_stream()
+    _die_with_parent()
 
     def emit(event) -> None:
         stream.write(event.to_json() + "\n")
 
     try:
         bundle = Bundle.load(bundle_path)
+        if mode:
+            bundle = dataclasses.replace(bundle, config=bundle.config.model_copy(update={"mode": mode}))
+        config = bundle.config
+        cores = pin_threads(config.threads)
+        threads = min(config.threads or cores, cores)
         t = time.perf_counter()
         module = trainer_module(framework)
         import_s = time.perf_counter() - t
+        flags = {"cpu_affinity": cores, **module.configure(config, threads), **_process_flags()}
         x_train = bundle.inputs(bundle.data.x_train)
-        trainer = module.Trainer(bundle.spec, bundle.weights, bundle.config, x_train, bundle.data.y_train)
-        emit(Started(framework, device=trainer.device, device_name=trainer.device_name, versions=module.Trainer.versions(),
-                     import_s=import_s, total_steps=bundle.total_steps, pid=os.getpid(), time_s=_clock()))  # fmt: skip
-        metrics = fit(trainer, bundle, emit, _clock)
+        trainer = module.Trainer(bundle.spec, bundle.weights, config, x_train, bundle.data.y_train)
+        emit(Started(framework, device=trainer.device, device_name=trainer.device_name, device_kind=trainer.device_kind,
+                     versions=module.Trainer.versions(), flags=flags, import_s=import_s,
+                     total_steps=bundle.total_steps, pid=os.getpid(), time_s=_clock()))  # fmt: skip
+        metrics, notes = fit(trainer, bundle, emit, _clock)
         metrics.update(import_s=import_s, n_params=bundle.spec.n_params())
-        emit(Finished(framework, device=trainer.device, metrics=metrics, time_s=_clock()))
+        emit(Finished(framework, device=trainer.device, metrics=metrics, notes=notes, time_s=_clock()))
         return 0
     except DeviceUnavailable as exc:
         emit(Skipped(framework, status="skipped", reason=str(exc)))
@@ -72,6 +110,16 @@ def run(framework: str, bundle_path: str) -> int:
         return 1
 
 
+def _process_flags() -> dict:
+    """Settings of this process that every framework shares: the thread variables the runner set
+    and the BLAS pools NumPy uses (the MFU reference), read back with ``threadpoolctl``."""
+    from threadpoolctl import threadpool_info
+
+    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    return {"env_threads": env, "numpy_blas_threads": max(blas, default=None)}
+
+
 def probe(framework: str) -> int:
     """Print ``{"framework", "versions", "devices": [...]}`` for one framework."""
     stream = _event_stream()
@@ -82,11 +130,11 @@ def probe(framework: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "run":
-        return run(argv[1], argv[2])
+    if len(argv) in (3, 4) and argv[0] == "run":
+        return run(argv[1], argv[2], argv[3] if len(argv) == 4 else None)
     if len(argv) == 2 and argv[0] == "probe":
         return probe(argv[1])
-    print("usage: python -m mlx_explore.worker run FRAMEWORK BUNDLE.npz | probe FRAMEWORK", file=sys.stderr)
+    print("usage: python -m mlx_explore.worker run FRAMEWORK BUNDLE.npz [MODE] | probe FRAMEWORK", file=sys.stderr)
     return 2
 
 

@@ -37,10 +37,19 @@ def probe(framework: str, bundle_path: Path, out: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
+@pytest.fixture(autouse=True)
+def results_db(tmp_path, monkeypatch) -> Path:
+    """Every test writes its runs to its own results store, never to the user's home."""
+    path = tmp_path / "store" / "results.db"
+    monkeypatch.setenv("MLX_EXPLORE_DB", str(path))
+    return path
+
+
 @pytest.fixture
 def tiny_kwargs():
     """A comparison small enough to run in seconds per framework."""
-    return dict(model="mlp", dataset="digits", hidden=(32,), epochs=1, batch_size=64, optimizer="sgd", lr=0.1, mode="eager")
+    return dict(model="mlp", dataset="digits", hidden=(32,), epochs=1, batch_size=64, optimizer="sgd", lr=0.1, mode="eager",
+                latency_steps=20)
 
 
 def load_json(path: Path) -> dict:

@@ -100,10 +100,12 @@ def versions(name: str) -> dict[str, str]:
     return out
 
 
-def unsupported_reason(name: str, model: str, device: str) -> str | None:
-    """Why ``name`` cannot run ``model`` on ``device`` (``None``: it can)."""
+def unsupported_reason(name: str, model: str, device: str, precision: str = "fp32") -> str | None:
+    """Why ``name`` cannot run ``model`` on ``device`` at ``precision`` (``None``: it can)."""
     if (name, model) in UNSUPPORTED_MODEL_REASON:
         return UNSUPPORTED_MODEL_REASON[(name, model)]
+    if precision == "bf16" and name == "sklearn":
+        return "scikit-learn computes in float32/float64 only; bf16 needs a deep-learning framework"
     if device != "auto" and device not in get(name).devices:
         return f"{get(name).title} does not run on {device} here (supported: {', '.join(get(name).devices)})"
     return None

@@ -5,9 +5,15 @@ Each ``frameworks/<name>/trainer.py`` defines ``Trainer`` with the same construc
 once, so a difference between frameworks can only come from the framework.
 
 Timing (DESIGN.md, "Honest timing"): the first step (trace + compile) is timed alone with a sync
-after it. The remaining steps run in windows of at most ``WINDOW_STEPS`` steps with no sync inside
-a window; reading the window's losses back (``Trainer.losses``) is the sync at its end. Steady
-throughput is the median over windows; evaluation runs outside the windows.
+after it. The remaining steps run in windows (at least ``MIN_WINDOWS``, at most ``WINDOW_STEPS``
+steps each) with no sync inside a window; reading the window's losses back (``Trainer.losses``) is
+the sync at its end. Steady throughput is the median over windows; validation, per-step latency,
+inference and the machine figures are separate phases (:func:`fit`). The primitives are in
+``mlx_explore/bench.py``.
+
+Each trainer module also has ``configure(config) -> dict``, called by the worker right after the
+import and before ``Trainer``: it puts the fairness settings in force (threads, TF32, determinism,
+precision) and returns them **read back from the framework**, to be recorded with the run.
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from .. import bench
 from ..bundle import Bundle
 from ..events import Epoch, Event, Step
 from ..metrics import classification_metrics
 
 #: Longest timing window [steps]; also how often step events reach a live plot.
 WINDOW_STEPS = 100
+#: Fewest steady windows the training phase is cut into, when it has enough steps.
+MIN_WINDOWS = 5
 #: Batch size used for evaluation forward passes [samples].
 EVAL_BATCH = 1024
+#: Batch of the inference-throughput phase [samples].
+INFER_BATCH = 1024
 
 
 class Diverged(RuntimeError):
@@ -49,6 +60,7 @@ class TrainerProtocol(Protocol):
 
     device: str  # where it runs, e.g. "cpu", "cuda:0"
     device_name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3"
+    device_kind: str  # "cpu", "gpu" or "tpu"
 
     def train_step(self, idx: np.ndarray) -> Any:
         """One optimizer step on training rows ``idx`` (``int64 (B,)``); returns the batch loss
@@ -63,6 +75,14 @@ class TrainerProtocol(Protocol):
     def weights(self) -> dict[str, np.ndarray]:
         """Current parameters in canonical names and layout (``models.init_weights``)."""
 
+    def peak_device_mb(self) -> float | None:
+        """Peak accelerator memory allocated by the framework so far [MiB]; ``None`` on a CPU or
+        where the framework reports nothing."""
+
+    def matmul(self) -> tuple[Callable[[], Any], Callable[[Any], Any], int, str] | None:
+        """On an accelerator: ``(run one float32 n x n product, wait for its result, n, label)`` in
+        this framework, the reference for MFU; ``None`` on a CPU (NumPy's matmul is the reference)."""
+
 
 class DeviceUnavailable(RuntimeError):
     """The framework does not see the requested device (the run is reported as ``skipped``)."""
@@ -73,8 +93,23 @@ def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = 
     return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
-def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float]) -> dict:
-    """Train for all epochs of ``bundle.order``, emitting events; return the run's metrics.
+def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float]) -> tuple[dict, dict]:
+    """Run every measured phase of one framework's run; return ``(metrics, notes)``.
+
+    Phases, in order (each its own figure, see ``runner.METRIC_DOCS``):
+
+    1. **training**: all epochs of ``bundle.order``, cut into timed windows
+       (:func:`bench.window_lengths`); the first step is timed alone (trace + compile); the
+       steady windows give ``samples_per_s`` (median) and ``cpu_parallelism``; validation after
+       each epoch, outside the windows. ``Step``/``Epoch`` events are emitted between windows.
+    2. **evaluation** of the test split (``eval_s``, accuracy, F1, ROC-AUC, loss).
+    3. **step latency**: ``config.latency_steps`` further training steps (replaying the first
+       epoch's batches), each followed by a sync: ``step_ms_p50/p95/p99``. These steps come after
+       the evaluation, so they never change a reported accuracy.
+    4. **inference**: batch-1 latency percentiles (``infer_ms_*``) and large-batch throughput
+       (``infer_samples_per_s``), inputs from and logits back to the host, as in deployment.
+    5. **machine figures**: ``peak_rss_mb``, ``peak_device_mb``, analytic ``gflops_per_s`` and
+       ``mfu`` against a matmul peak measured now, in this process (:func:`bench.matmul_peak_gflops`).
 
     Args:
         trainer: a built framework trainer.
@@ -83,10 +118,32 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
         clock: seconds since the child started (the events' ``time_s``).
 
     Returns:
-        metrics dict: ``test_accuracy``, ``test_f1_macro``, ``test_roc_auc``, ``test_loss``,
-        ``val_accuracy``, ``val_loss``, ``train_loss`` (last epoch's mean), ``samples_per_s``
-        (median steady throughput), ``step_ms`` (median steady step [ms]), ``first_step_s``,
-        ``compile_s`` (first step minus a steady step [s]), ``train_s``, ``eval_s``, ``steps``.
+        ``metrics``: name -> number or ``None``; ``notes``: metric name -> why it is ``None`` or how
+        it was measured.
+
+    Raises:
+        Diverged: a training step's loss is NaN or infinite.
+    """
+    cfg = bundle.config
+    metrics, notes = train(trainer, bundle, emit, clock)
+    metrics.update(evaluate(trainer, bundle))
+    if cfg.latency_steps:
+        metrics.update(step_latency(trainer, bundle.order, cfg.latency_steps))
+        metrics.update(inference(trainer, bundle.inputs(bundle.data.x_test), cfg.latency_steps))
+    else:
+        for k in ("step_ms_p50", "step_ms_p95", "step_ms_p99", "infer_ms_p50", "infer_ms_p95", "infer_ms_p99", "infer_samples_per_s"):
+            metrics[k] = None
+            notes[k] = "latency phases off (latency_steps=0)"
+    machine_figures(trainer, bundle, metrics, notes)
+    return metrics, notes
+
+
+def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float]) -> tuple[dict, dict]:
+    """Phase 1 of :func:`fit`: train all epochs in timed windows, emitting events.
+
+    Returns ``(metrics, notes)`` with ``samples_per_s``, ``step_ms``, ``windows``, ``first_step_s``,
+    ``compile_s``, ``cpu_parallelism``, ``train_s``, ``train_loss``, ``val_loss``, ``val_accuracy``
+    and ``steps``.
 
     Raises:
         Diverged: a step's loss is NaN or infinite.
@@ -95,62 +152,137 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
     epochs, steps, batch = order.shape
     fw = getattr(trainer, "name", "?")
     x_val = bundle.inputs(bundle.data.x_val)
-    windows: list[tuple[int, float]] = []  # (steps, seconds)
+    plan = bench.window_lengths(steps, epochs, WINDOW_STEPS, MIN_WINDOWS)
+    windows: list[tuple[int, float]] = []  # steady windows: (steps, seconds)
+    busy_cpu = busy_wall = 0.0
     first_step_s = float("nan")
     val: dict = {}
     train_loss = float("nan")
-    t_train = time.perf_counter()
-    for e in range(epochs):
+    clock_ = time.perf_counter
+    t_train = clock_()
+    for e, lengths in enumerate(plan):
         epoch_losses = []
         s = 0
-        while s < steps:
-            n = 1 if (e == 0 and s == 0) else min(WINDOW_STEPS, steps - s)
-            t0 = time.perf_counter()
-            handles = [trainer.train_step(order[e, j]) for j in range(s, s + n)]
-            window_losses = trainer.losses(handles)
-            dt = time.perf_counter() - t0
+        for n in lengths:
+            rows = order[e, s : s + n]
+            c0, t0 = bench.cpu_seconds(), clock_()
+            handles = [trainer.train_step(idx) for idx in rows]
+            window_losses = trainer.losses(handles)  # the sync that ends the window
+            dt = clock_() - t0
             if e == 0 and s == 0:
                 first_step_s = dt
             else:
                 windows.append((n, dt))
+                busy_cpu, busy_wall = busy_cpu + bench.cpu_seconds() - c0, busy_wall + dt
             now = clock()
-            for j, loss in enumerate(window_losses):
-                step = e * steps + s + j + 1
-                if not np.isfinite(loss):
-                    raise Diverged(step, float(loss))
-                if step % cfg.log_every == 0:
-                    emit(Step(fw, step=step, epoch=e + 1, loss=float(loss), time_s=now))
+            first = e * steps + s + 1
+            bad = ~np.isfinite(window_losses)
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise Diverged(first + j, float(window_losses[j]))
+            for j in range(0, n):
+                if (first + j) % cfg.log_every == 0:
+                    emit(Step(fw, step=first + j, epoch=e + 1, loss=float(window_losses[j]), time_s=now))
             epoch_losses.append(window_losses)
             s += n
         train_loss = float(np.concatenate(epoch_losses).mean())
-        val_logits = trainer.logits(x_val)
-        val = classification_metrics(val_logits, bundle.data.y_val)
+        val = classification_metrics(trainer.logits(x_val), bundle.data.y_val)
         emit(Epoch(fw, epoch=e + 1, train_loss=train_loss, val_loss=val["loss"], val_accuracy=val["accuracy"], time_s=clock()))
-    train_s = time.perf_counter() - t_train
+    train_s = clock_() - t_train
 
+    steady = bench.window_stats(windows, batch)
+    notes = {}
+    if steady["windows"] < MIN_WINDOWS:
+        notes["samples_per_s"] = f"only {steady['windows']} timed window(s): train longer for a steady figure"
+    if not windows:
+        notes["compile_s"] = "a single training step: no steady step to subtract"
+    step_s = steady["step_s"]
+    metrics = {
+        "samples_per_s": steady["samples_per_s"],
+        "step_ms": step_s * 1e3,
+        "windows": steady["windows"],
+        "first_step_s": first_step_s,
+        "compile_s": max(0.0, first_step_s - step_s) if windows else None,
+        "cpu_parallelism": busy_cpu / busy_wall if busy_wall > 0 else None,
+        "train_s": train_s,
+        "train_loss": train_loss,
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "steps": int(epochs * steps),
+    }
+    return metrics, notes
+
+
+def evaluate(trainer: TrainerProtocol, bundle: Bundle) -> dict:
+    """Phase 2 of :func:`fit`: test-split metrics and ``eval_s`` (inference on the whole split)."""
     t0 = time.perf_counter()
     test = classification_metrics(trainer.logits(bundle.inputs(bundle.data.x_test)), bundle.data.y_test)
     eval_s = time.perf_counter() - t0
-
-    if windows:
-        step_s = float(np.median([dt / n for n, dt in windows]))
-        samples_per_s = float(np.median([n * batch / dt for n, dt in windows]))
-    else:  # a single step: no steady state to measure
-        step_s, samples_per_s = float("nan"), batch / first_step_s
     return {
         "test_accuracy": test["accuracy"],
         "test_f1_macro": test["f1_macro"],
         "test_roc_auc": test["roc_auc"],
         "test_loss": test["loss"],
-        "val_accuracy": val["accuracy"],
-        "val_loss": val["loss"],
-        "train_loss": train_loss,
-        "samples_per_s": samples_per_s,
-        "step_ms": step_s * 1e3,
-        "first_step_s": first_step_s,
-        "compile_s": max(0.0, first_step_s - step_s) if windows else float("nan"),
-        "train_s": train_s,
         "eval_s": eval_s,
-        "steps": int(epochs * steps),
     }
 
+
+def step_latency(trainer: TrainerProtocol, order: np.ndarray, n: int) -> dict:
+    """Phase 3 of :func:`fit`: ``n`` training steps, a sync after each, as ``step_ms_p50/p95/p99``.
+
+    Batches replay ``order`` from its start (cycling); two untimed warm-up steps come first.
+    """
+    rows = order.reshape(-1, order.shape[-1])
+    times = bench.time_calls(lambda i: trainer.train_step(rows[i % len(rows)]), lambda h: trainer.losses([h]), n, warmup=2)
+    return {f"step_ms_{k}": v * 1e3 for k, v in bench.percentiles(times).items()}
+
+
+def inference(trainer: TrainerProtocol, x: np.ndarray, n: int) -> dict:
+    """Phase 4 of :func:`fit`: the deployment view of the trained model.
+
+    ``infer_ms_p50/p95/p99``: ``n`` single-sample forward passes (batch 1), each from host input
+    to host logits, after 3 warm-up calls (a new input shape may compile). ``infer_samples_per_s``:
+    median over ``max(3, n // 20)`` passes of ``INFER_BATCH`` samples (the test split tiled).
+    """
+    one = x[:1]
+    times = bench.time_calls(lambda i: trainer.logits(one), lambda r: r, n, warmup=3)
+    big = np.resize(x, (INFER_BATCH, *x.shape[1:]))
+    big_times = bench.time_calls(lambda i: trainer.logits(big), lambda r: r, max(3, n // 20), warmup=1)
+    out = {f"infer_ms_{k}": v * 1e3 for k, v in bench.percentiles(times).items()}
+    out["infer_samples_per_s"] = INFER_BATCH / float(np.median(big_times))
+    out["infer_batch"] = INFER_BATCH
+    return out
+
+
+def machine_figures(trainer: TrainerProtocol, bundle: Bundle, metrics: dict, notes: dict) -> None:
+    """Phase 5 of :func:`fit`: memory peaks, achieved GFLOP/s and MFU, written into ``metrics``.
+
+    ``mfu`` = ``gflops_per_s`` / ``peak_gflops_per_s``, where the peak is measured in this process
+    on this device: NumPy's float32 matmul on a CPU (the same reference for every framework), the
+    framework's own matmul on an accelerator (``trainer.matmul``).
+    """
+    metrics["peak_rss_mb"] = bench.peak_rss_mb()
+    peak_dev = trainer.peak_device_mb() if hasattr(trainer, "peak_device_mb") else None
+    metrics["peak_device_mb"] = peak_dev
+    if peak_dev is None:
+        notes["peak_device_mb"] = (
+            "the device is the CPU: its memory is in peak_rss_mb"
+            if getattr(trainer, "device_kind", "cpu") == "cpu"
+            else f"{getattr(trainer, 'name', '?')} reports no device memory statistics here"
+        )
+    step_flops = bench.training_flops(bundle.spec, bundle.config.batch_size)
+    metrics["train_gflop_per_step"] = step_flops / 1e9
+    sps = metrics.get("samples_per_s")
+    gflops = step_flops / bundle.config.batch_size * sps / 1e9 if sps and np.isfinite(sps) else None
+    metrics["gflops_per_s"] = gflops
+    mm = trainer.matmul() if hasattr(trainer, "matmul") else None
+    if mm:
+        fn, sync, n, label = mm
+        peak, how = bench.matmul_peak_gflops(fn, sync, n=n)
+        how = f"{label} {how}"
+    else:
+        peak, how = bench.matmul_peak_gflops()
+    metrics["peak_gflops_per_s"] = peak
+    notes["peak_gflops_per_s"] = how
+    metrics["mfu"] = gflops / peak if gflops is not None else None
+    notes["mfu"] = "analytic training FLOPs (3 x forward, 2 per multiply-add) x steps/s over the measured matmul peak"

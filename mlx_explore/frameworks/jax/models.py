@@ -7,7 +7,7 @@ pure ``jax.jit`` function of ``(params, opt_state, batch)`` with Optax: the func
 known for (https://flax-linen.readthedocs.io/). Inputs: ``(N, F)`` or NHWC images; outputs: logits.
 """
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 
@@ -21,12 +21,13 @@ class MLP(nn.Module):
     hidden: Sequence[int]
     n_classes: int
     activation: str = "relu"
+    dtype: Any = None  # computation dtype, e.g. jnp.bfloat16; parameters stay float32
 
     @nn.compact
     def __call__(self, x):
         for h in self.hidden:
-            x = ACTIVATIONS[self.activation](nn.Dense(h)(x))
-        return nn.Dense(self.n_classes)(x)
+            x = ACTIVATIONS[self.activation](nn.Dense(h, dtype=self.dtype)(x))
+        return nn.Dense(self.n_classes, dtype=self.dtype)(x)
 
 
 class CNN(nn.Module):
@@ -36,12 +37,13 @@ class CNN(nn.Module):
     channels: Sequence[int] = (32, 64)
     kernel_size: int = 3
     dense: int = 128
+    dtype: Any = None  # computation dtype, e.g. jnp.bfloat16; parameters stay float32
 
     @nn.compact
     def __call__(self, x):
         for c in self.channels:
-            x = nn.Conv(c, (self.kernel_size, self.kernel_size), padding="SAME")(x)
+            x = nn.Conv(c, (self.kernel_size, self.kernel_size), padding="SAME", dtype=self.dtype)(x)
             x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
-        x = nn.relu(nn.Dense(self.dense)(x))
-        return nn.Dense(self.n_classes)(x)
+        x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
+        return nn.Dense(self.n_classes, dtype=self.dtype)(x)

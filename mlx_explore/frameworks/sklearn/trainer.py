@@ -22,9 +22,23 @@ from __future__ import annotations
 
 import numpy as np
 import sklearn
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..common import DeviceUnavailable
 from .models import mlp
+
+
+def configure(config, threads: int) -> dict:
+    """Limit the BLAS and OpenMP pools scikit-learn computes with to ``threads`` and read them back
+    (``threadpoolctl``, https://github.com/joblib/threadpoolctl)."""
+    threadpool_limits(limits=threads)
+    pools = threadpool_info()
+    return {
+        "intra_op_threads": max((p["num_threads"] for p in pools), default=1),
+        "thread_pools": {f"{p['user_api']}:{p['internal_api']}": p["num_threads"] for p in pools},
+        "precision": "fp32 inputs, float32 computation (MLPClassifier follows the input dtype)",
+        "compile": "none (NumPy, one mode)",
+    }
 
 
 class Trainer:
@@ -38,7 +52,7 @@ class Trainer:
         if config.device in ("gpu", "tpu"):
             raise DeviceUnavailable(f"scikit-learn runs on the CPU only (asked for {config.device})")
         self.spec, self.config = spec, config
-        self.device, self.device_name = "cpu", "cpu"
+        self.device, self.device_name, self.device_kind = "cpu", "cpu", "cpu"
         self.x, self.y = x_train, y_train
         self.classes = np.arange(spec.n_classes)
         self.model = mlp(spec.hidden, spec.activation, config.optimizer, config.lr, config.momentum, config.batch_size, config.seed)

@@ -12,6 +12,8 @@ i.e. ``u = m u - lr g; p += u`` (the same iterates as PyTorch for a constant lr)
 two differ only while ``sqrt(v_hat)`` is comparable to 1e-8.
 
 Compile mode: ``compiled`` = ``tf.function(jit_compile=True)`` (XLA); ``eager`` runs op by op.
+Precision: ``fp32`` with TF32 off; ``bf16`` is the Keras ``mixed_bfloat16`` policy (bfloat16
+compute, float32 variables; https://keras.io/api/mixed_precision/policy/), loss in float32.
 """
 
 from __future__ import annotations
@@ -42,6 +44,38 @@ def select_device(kind: str) -> str:
     return tf.config.list_logical_devices("CPU")[0].name
 
 
+def configure(config, threads: int) -> dict:
+    """Put the fairness settings in force before TensorFlow initializes, and read them back.
+
+    Intra- and inter-op threads = ``threads`` (``tf.config.threading``, as PyTorch's defaults); TF32 off; GPU memory growth on
+    (so memory figures mean something); op determinism with ``config.deterministic``
+    (https://www.tensorflow.org/api_docs/python/tf/config/experimental/enable_op_determinism,
+    which needs the seeds set: ``keras.utils.set_random_seed``).
+    """
+    from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled has no public alias
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if config.deterministic:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.precision == "bf16" else "float32")
+    return {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        "deterministic": tf_config.is_op_determinism_enabled(),
+        "gpu_memory_growth": [tf.config.experimental.get_memory_growth(g) for g in gpus],
+        "precision": config.precision,
+        "keras_dtype_policy": keras.mixed_precision.global_policy().name,
+        "compile": "tf.function(jit_compile=True) (XLA)" if config.mode == "compiled" else "eager",
+    }
+
+
 def build_model(spec) -> keras.Model:
     """The Keras model for a ``ModelSpec``."""
     if spec.kind == "cnn":
@@ -65,8 +99,7 @@ class Trainer:
         self.spec, self.config = spec, config
         self.device = select_device(config.device)
         self.device_name = self.device.rsplit("/device:", 1)[-1]
-        if "GPU" in self.device:
-            tf.config.experimental.enable_tensor_float_32_execution(False)  # fp32 means fp32
+        self.device_kind = "gpu" if "GPU" in self.device else "cpu"
         with tf.device(self.device):
             self.model = build_model(spec)
             self.model.set_weights(list(weights.values()))
@@ -82,13 +115,13 @@ class Trainer:
     def _train_step(self, idx):
         xb, yb = tf.gather(self.x, idx), tf.gather(self.y, idx)
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(yb, self.model(xb, training=True))
+            loss = self.loss_fn(yb, tf.cast(self.model(xb, training=True), tf.float32))
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
         return loss
 
     def _forward(self, xb):
-        return self.model(xb, training=False)
+        return tf.cast(self.model(xb, training=False), tf.float32)
 
     def train_step(self, idx):
         with tf.device(self.device):
@@ -104,6 +137,19 @@ class Trainer:
     def weights(self):
         names = list(self.spec.shapes())
         return dict(zip(names, (np.asarray(w) for w in self.model.get_weights()), strict=True))
+
+    def peak_device_mb(self):
+        if self.device_kind == "cpu":
+            return None
+        return tf.config.experimental.get_memory_info(self.device.split("device:")[-1])["peak"] / 2**20
+
+    def matmul(self):
+        if self.device_kind == "cpu":
+            return None
+        with tf.device(self.device):
+            a = tf.random.normal((4096, 4096))
+        mm = tf.function(lambda m: tf.linalg.matmul(m, m), jit_compile=True)
+        return (lambda: mm(a)), (lambda r: r.numpy()[0, 0]), 4096, "tensorflow float32"
 
     @staticmethod
     def versions() -> dict[str, str]:

@@ -9,10 +9,16 @@ Optimizers (``torch.optim``, https://pytorch.org/docs/stable/optim.html):
 ``adam`` = ``Adam(lr, betas=(0.9, 0.999), eps=1e-8)``, epsilon added to ``sqrt(v_hat)``.
 
 Compile mode: ``eager`` runs the module as is; ``compiled`` wraps the whole training step
-(forward, backward, optimizer) in ``torch.compile``.
+(forward, backward, optimizer) in ``torch.compile``, and inference in ``torch.compile(model)``.
+Precision: ``fp32`` with TF32 off (``torch.set_float32_matmul_precision("highest")``); ``bf16``
+runs forward and loss under ``torch.autocast(dtype=torch.bfloat16)`` with float32 parameters
+(https://pytorch.org/docs/stable/amp.html).
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import numpy as np
 import torch
@@ -35,6 +41,38 @@ def select_device(kind: str) -> torch.device:
     if kind == "tpu":
         raise DeviceUnavailable("TPU needs torch_xla, which this project does not drive")
     return torch.device("cpu")
+
+
+def configure(config, threads: int) -> dict:
+    """Put the fairness settings in force before anything runs, and read them back.
+
+    ``torch.set_num_threads(threads)`` and as many inter-op threads; TF32 off unless ``bf16`` is asked for; deterministic
+    algorithms on with ``config.deterministic`` (``CUBLAS_WORKSPACE_CONFIG`` is set by the runner,
+    https://pytorch.org/docs/stable/notes/randomness.html). ``compile_cache`` says whether
+    inductor's on-disk cache already held entries: a warm cache makes ``compile_s`` far smaller.
+    """
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        torch.set_num_interop_threads(threads)  # allowed once, before any inter-op work
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(config.deterministic)
+    flags = {
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "precision": config.precision,
+        "compile": "torch.compile (inductor)" if config.mode == "compiled" else "eager",
+    }
+    if config.mode == "compiled":
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        warm = os.path.isdir(cache_dir()) and any(os.scandir(cache_dir()))
+        flags["compile_cache"] = f"{'warm' if warm else 'cold'} ({cache_dir()})"
+    return flags
 
 
 def build_model(spec) -> torch.nn.Module:
@@ -82,17 +120,20 @@ class Trainer:
         self.spec, self.config = spec, config
         self.dev = select_device(config.device)
         self.device = str(self.dev)
+        self.device_kind = "gpu" if self.dev.type in ("cuda", "mps") else "cpu"
         self.device_name = torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else self.dev.type
-        if self.dev.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (DESIGN.md)
-            torch.backends.cudnn.allow_tf32 = False
         self.model = build_model(spec)
         load_canonical(self.model, spec, weights)
         self.model.to(self.dev)
         self.optimizer = make_optimizer(self.model.parameters(), config)
         self.x = self._inputs(x_train)
         self.y = torch.as_tensor(y_train, device=self.dev)
-        self._step = torch.compile(self._train_step) if config.mode == "compiled" else self._train_step
+        bf16 = config.precision == "bf16"
+        self._autocast = lambda: torch.autocast(self.dev.type, torch.bfloat16) if bf16 else contextlib.nullcontext()  # noqa: E731
+        compiled = config.mode == "compiled"
+        self._step = torch.compile(self._train_step) if compiled else self._train_step
+        self._forward = torch.compile(self.model) if compiled else self.model
+        self.model.train()
 
     def _inputs(self, x: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(x, device=self.dev)
@@ -100,23 +141,37 @@ class Trainer:
 
     def _train_step(self, xb, yb):
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(xb), yb)
+        with self._autocast():
+            loss = F.cross_entropy(self.model(xb).float(), yb)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
 
     def train_step(self, idx):
+        if not self.model.training:
+            self.model.train()
         idx = torch.as_tensor(idx, device=self.dev)
-        self.model.train()
         return self._step(self.x[idx], self.y[idx])
 
     def losses(self, handles):
         return torch.stack(handles).double().cpu().numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def logits(self, x):
         self.model.eval()
-        return batched(lambda xb: self.model(self._inputs(xb)).float().cpu().numpy(), x)
+        with self._autocast():
+            return batched(lambda xb: self._forward(self._inputs(xb)).float().cpu().numpy(), x)
+
+    def peak_device_mb(self):
+        if self.dev.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.dev) / 2**20
+        return None
+
+    def matmul(self):
+        if self.dev.type != "cuda":
+            return None
+        a = torch.randn(4096, 4096, device=self.dev)
+        return (lambda: a @ a), (lambda r: torch.cuda.synchronize(self.dev)), 4096, "torch float32"
 
     def weights(self):
         out = {}

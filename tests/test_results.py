@@ -1,0 +1,263 @@
+"""The results store: round trip, filters, WAL, default path, concurrent writers, and files it must refuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlx_explore import results
+from mlx_explore.results import SCHEMA_VERSION, ResultsStore, StoreError, load_curves, load_epochs, load_runs
+
+CONFIG = {"model": "mlp", "dataset": "digits", "epochs": 2, "lr": 0.1}
+ENV = {"python": "3.11", "cpu": "x86_64"}
+
+
+def make_run(framework: str, *, repeat: int = 1, status: str = "ok", acc: float = 0.9, points: int = 4) -> dict:
+    return {
+        "framework": framework, "mode": "eager", "repeat": repeat, "status": status, "reason": "",
+        "device": "cpu", "device_name": "CPU", "versions": {framework: "1.0"}, "flags": {"threads": 4},
+        "metrics": {"test_accuracy": acc, "train_s": float("nan")}, "notes": {"why": "because"},
+        "curve": [{"step": s, "epoch": s // 2, "loss": 1.0 / (s + 1), "time_s": 0.1 * s} for s in range(points)],
+        "epochs": [{"epoch": e, "train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.8, "time_s": 1.0 + e}
+                   for e in range(2)],
+        "error_tail": "",
+    }  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A store holding one comparison with a torch run (acc 0.9) and a jax run (acc 0.8, a NaN loss)."""
+    path = tmp_path / "results.db"
+    with ResultsStore(path) as store:
+        cid = store.begin_comparison(CONFIG, ENV)
+        store.add_run(cid, make_run("torch"))
+        jax = make_run("jax", acc=0.8, status="diverged")
+        jax["curve"][1]["loss"] = float("nan")
+        jax["curve"][2]["loss"] = float("inf")
+        jax["metrics"]["extra"] = 3
+        store.add_run(cid, jax)
+    return path
+
+
+def test_round_trip(db):
+    runs = load_runs(db)
+    assert list(runs.columns) == [
+        "run_id", "comparison_id", "created_at", "framework", "mode", "repeat", "model", "dataset", "status", "reason",
+        "device", "device_name", "test_accuracy", "train_s", "extra", "versions", "flags", "notes", "config", "env",
+        "error_tail",
+    ]  # fmt: skip
+    assert runs["framework"].tolist() == ["torch", "jax"]
+    assert runs["run_id"].is_monotonic_increasing
+    assert runs["model"].tolist() == ["mlp", "mlp"] and runs["dataset"].tolist() == ["digits", "digits"]
+    assert runs["status"].tolist() == ["ok", "diverged"]
+    assert runs["test_accuracy"].tolist() == [0.9, 0.8]
+    assert runs["train_s"].isna().all()  # NaN metric stored as JSON null, read back as NaN
+    assert np.isnan(runs["extra"].iloc[0]) and runs["extra"].iloc[1] == 3  # missing in one run -> NaN
+    assert isinstance(runs["created_at"].dtype, pd.DatetimeTZDtype) and str(runs["created_at"].dt.tz) == "UTC"
+    assert runs["versions"].iloc[0] == {"torch": "1.0"} and runs["flags"].iloc[1] == {"threads": 4}
+    assert runs["notes"].iloc[0] == {"why": "because"}
+    assert runs["config"].iloc[0] == CONFIG and runs["env"].iloc[1] == ENV
+
+    curves = load_curves(db)
+    assert list(curves.columns) == ["run_id", "framework", "mode", "repeat", "step", "epoch", "loss", "time_s"]
+    assert len(curves) == 8 and curves["step"].tolist() == [0, 1, 2, 3] * 2
+    jax = curves[curves["framework"] == "jax"]
+    assert np.isnan(jax["loss"].iloc[1]) and np.isinf(jax["loss"].iloc[2])
+    assert curves["loss"].iloc[0] == 1.0 and curves["time_s"].iloc[3] == pytest.approx(0.3)
+    assert load_curves(db, run_ids=[runs["run_id"].iloc[1]])["framework"].unique().tolist() == ["jax"]
+
+    epochs = load_epochs(db, framework="torch")
+    assert list(epochs.columns) == ["run_id", "framework", "mode", "repeat", "epoch", "train_loss", "val_loss",
+                                    "val_accuracy", "time_s"]  # fmt: skip
+    assert epochs["epoch"].tolist() == [0, 1] and epochs["val_accuracy"].tolist() == [0.8, 0.8]
+
+
+def test_json_is_strict(db):
+    conn = sqlite3.connect(db)
+    texts = [t for row in conn.execute("SELECT config, env, versions, flags, metrics, notes FROM runs") for t in row]
+    conn.close()
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    parsed = [json.loads(t, parse_constant=refuse) for t in texts]
+    assert parsed[4]["train_s"] is None and parsed[4]["test_accuracy"] == 0.9
+
+
+def test_filters(db):
+    with ResultsStore(db) as store:
+        cid = store.begin_comparison({**CONFIG, "model": "cnn"}, ENV)
+        store.add_run(cid, make_run("torch", repeat=2, status="failed"))
+    assert load_runs(db, model="cnn")["framework"].tolist() == ["torch"]
+    assert load_runs(db, model="mlp", framework="torch")["status"].tolist() == ["ok"]
+    assert load_runs(db, framework=["jax", "torch"])["run_id"].tolist() == [1, 2, 3]
+    assert load_runs(db, status=["ok", "failed"])["run_id"].tolist() == [1, 3]
+    assert load_runs(db, dataset="iris").empty
+    assert load_runs(db, since=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).empty
+    assert len(load_runs(db, since=dt.date(2000, 1, 1))) == 3 and len(load_runs(db, since="2000-01-01T00:00Z")) == 3
+    assert load_runs(db, last=2)["run_id"].tolist() == [2, 3]
+    assert load_runs(db, framework="torch", last=1)["run_id"].tolist() == [3]
+    assert set(load_curves(db, model="cnn")["run_id"]) == {3}
+    assert set(load_epochs(db, framework=["jax"])["run_id"]) == {2}
+    with pytest.raises(ValueError):
+        load_runs(db, last=-1)
+
+
+def test_add_run_is_one_transaction(db):
+    bad = make_run("tensorflow")
+    bad["curve"].append({"step": "not a number", "loss": 1.0})
+    with ResultsStore(db) as store:
+        with pytest.raises(ValueError):
+            store.add_run(1, bad)
+        with pytest.raises(ValueError, match="no comparison 99"):
+            store.add_run(99, make_run("tensorflow"))
+    assert "tensorflow" not in load_runs(db)["framework"].tolist()
+    assert len(load_curves(db)) == 8
+
+
+def test_add_profile(db):
+    with ResultsStore(db) as store:
+        store.add_profile(1, [{"name": "matmul", "calls": 3, "self_ms": 1.5, "total_ms": 2.0, "device": "cpu"},
+                              {"name": "relu"}])  # fmt: skip
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT run_id, name, calls, self_ms, total_ms, device FROM profiles").fetchall()
+    conn.close()
+    assert rows == [(1, "matmul", 3, 1.5, 2.0, "cpu"), (1, "relu", None, None, None, None)]
+
+
+def test_wal_and_schema_version(db):
+    with ResultsStore(db) as store:
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert dict(conn.execute("SELECT key, value FROM meta"))["created_by"] == "mlx-explore"
+    finally:
+        conn.close()
+
+
+def test_default_path_honours_env(tmp_path, monkeypatch):
+    target = tmp_path / "deep" / "er" / "store.db"
+    monkeypatch.setenv(results.ENV_VAR, str(target))
+    assert results.default_path() == target
+    with ResultsStore() as store:
+        assert store.path == target
+        store.add_run(store.begin_comparison(CONFIG, ENV), make_run("torch"))
+    assert target.exists()
+    assert load_runs()["framework"].tolist() == ["torch"]
+    monkeypatch.delenv(results.ENV_VAR)
+    assert results.default_path() == results.Path.home() / ".mlx_explore" / "results.db"
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from mlx_explore.results import ResultsStore
+path, barrier, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+Path(str(barrier) + "." + me).touch()  # ready
+deadline = time.monotonic() + 60
+while not barrier.exists():
+    assert time.monotonic() < deadline, "barrier never appeared"
+    time.sleep(0.001)
+with ResultsStore(path) as store:  # every writer races to create the schema of the same new file
+    cid = store.begin_comparison({"model": "mlp", "dataset": "digits", "writer": me}, {})
+    for i in range(40):
+        curve = [{"step": s, "epoch": 0, "loss": 1.0 / (s + 1), "time_s": s * 0.01} for s in range(50)]
+        store.add_run(cid, {"framework": "w" + me, "status": "ok", "repeat": i + 1, "curve": curve,
+                            "metrics": {"i": i}})
+"""
+
+
+def test_concurrent_writers_create_and_fill_one_new_file(tmp_path):
+    path, barrier, n = tmp_path / "new" / "results.db", tmp_path / "go", 3
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(barrier), str(k)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(n)]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"go.{k}").exists() for k in range(n)):  # wait until every writer is ready
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a writer did not start"
+            time.sleep(0.01)
+        barrier.touch()
+        outcomes = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outcomes):
+        assert p.returncode == 0 and err == "", err
+    runs = load_runs(path)
+    assert len(runs) == 40 * n and runs["comparison_id"].nunique() == n
+    assert sorted(runs.groupby("framework")["repeat"].apply(sorted).tolist()) == [list(range(1, 41))] * n
+    curves = load_curves(path)
+    assert len(curves) == 40 * n * 50 and (curves.groupby("run_id").size() == 50).all()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database, just some text\n" * 200, bytes(range(256)) * 40])
+def test_corrupt_file_is_refused_and_left_alone(tmp_path, content):
+    path = tmp_path / "results.db"
+    path.write_bytes(content)
+    for attempt in (lambda: ResultsStore(path), lambda: load_runs(path), lambda: load_curves(path)):
+        with pytest.raises(StoreError) as info:
+            attempt()
+        message = str(info.value)
+        assert str(path) in message and "not" in message and "corrupt" in message and "--db" in message
+        assert info.value.path == path
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.db"]
+
+
+def test_newer_schema_is_refused_and_left_alone(db):
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = db.read_bytes()
+    for attempt in (lambda: ResultsStore(db), lambda: load_runs(db)):
+        with pytest.raises(StoreError) as info:
+            attempt()
+        message = str(info.value)
+        assert str(db) in message and str(SCHEMA_VERSION + 1) in message and str(SCHEMA_VERSION) in message
+        assert "upgrade mlx-explore" in message
+    assert db.read_bytes() == before
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE foo (x INTEGER)")
+    conn.execute("INSERT INTO foo VALUES (1)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for attempt in (lambda: ResultsStore(path), lambda: load_epochs(path)):
+        with pytest.raises(StoreError, match="not an mlx-explore results store") as info:
+            attempt()
+        assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("foo",)]
+    conn.close()
+
+
+def test_reading_a_missing_file_creates_nothing(tmp_path):
+    path = tmp_path / "nowhere" / "results.db"
+    runs = load_runs(path)
+    assert runs.empty and list(runs.columns[:12]) == list(results._RUN_BASE) and "error_tail" in runs.columns
+    assert load_curves(path).empty and list(load_epochs(path).columns)[-1] == "time_s"
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_empty_existing_file_becomes_a_store(tmp_path):
+    path = tmp_path / "results.db"
+    path.touch()
+    assert load_runs(path).empty and path.read_bytes() == b""  # reading an empty file does not write it
+    with ResultsStore(path) as store:
+        store.add_run(store.begin_comparison(CONFIG, ENV), make_run("sklearn"))
+    assert load_runs(path)["framework"].tolist() == ["sklearn"]
