@@ -416,7 +416,7 @@ def plan(config: RunConfig) -> list[tuple[str, str, int]]:
     return out
 
 
-def iter_compare(config: RunConfig | None = None, **kwargs: Any) -> Iterator[Event]:
+def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | None = None, **kwargs: Any) -> Iterator[Event]:
     """Run the comparison and yield its events as they happen.
 
     Every event carries ``framework``, ``mode`` and ``repeat`` (:func:`plan`). Closing the
@@ -424,6 +424,8 @@ def iter_compare(config: RunConfig | None = None, **kwargs: Any) -> Iterator[Eve
 
     Args:
         config: a :class:`RunConfig`; or give its fields as keyword arguments instead.
+        stop: set it (from any thread: a Stop button) to end the comparison: the running child is
+            killed within about 0.1 s and reported ``interrupted``, later runs do not start.
 
     Yields:
         per run: ``Started``, ``Step``/``Epoch`` events, then ``Finished`` or ``Failed``; or a
@@ -440,6 +442,8 @@ def iter_compare(config: RunConfig | None = None, **kwargs: Any) -> Iterator[Eve
         path = Path(tmp) / "bundle.npz"
         bundle.save(path)
         for name, mode, repeat in plan(config):
+            if stop is not None and stop.is_set():
+                return
             reason = fw_registry.unsupported_reason(name, config.model, config.device, config.precision)
             if reason:
                 yield Skipped(name, mode, repeat, status="unsupported", reason=reason)
@@ -449,10 +453,15 @@ def iter_compare(config: RunConfig | None = None, **kwargs: Any) -> Iterator[Eve
                 reason = f"not installed ({', '.join(missing)}); pip install 'mlx-explore[{name}]'"
                 yield Skipped(name, mode, repeat, status="skipped", reason=reason)
                 continue
-            yield from _run_child(name, mode, repeat, path, config)
+            yield from _run_child(name, mode, repeat, path, config, stop)
 
 
-def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunConfig) -> Iterator[Event]:
+#: How often a running comparison looks at its ``stop`` event [s].
+STOP_POLL_S = 0.1
+
+
+def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunConfig,
+               stop: threading.Event | None = None) -> Iterator[Event]:  # fmt: skip
     stderr = tempfile.TemporaryFile(mode="w+")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -468,10 +477,21 @@ def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: Run
     last_step = 0
     try:
         while True:
+            if stop is not None and stop.is_set():
+                _kill(proc)
+                terminal = Failed(name, mode, repeat, status="interrupted",
+                                  reason=f"stopped by the user after {last_step} training steps",
+                                  error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
+                yield terminal
+                return
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            if stop is not None:
+                wait = STOP_POLL_S if wait is None else min(wait, STOP_POLL_S)
             try:
                 line = lines.get(timeout=wait)
             except queue.Empty:
+                if deadline is None or time.perf_counter() < deadline:
+                    continue  # only the stop poll woke us
                 _kill(proc)
                 terminal = Failed(name, mode, repeat, status="timeout", reason=f"stopped after the {config.timeout_s:g} s timeout",
                                   error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
@@ -543,6 +563,7 @@ def compare(
     *,
     store: bool = True,
     db: str | Path | None = None,
+    stop: threading.Event | None = None,
     **kwargs: Any,
 ) -> Comparison:
     """Run a comparison to the end and return its results; each run is written to the results
@@ -559,9 +580,13 @@ def compare(
         on_event: called with every event as it arrives (progress bars, live plots).
         store: write the runs to the results store (``results.py``); ``False`` keeps nothing.
         db: the store file (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
+        stop: a ``threading.Event``; setting it (a Stop button, another thread) ends the comparison
+            cleanly: the running run is killed and stored as ``interrupted``, finished runs are kept,
+            later runs do not start, and the partial :class:`Comparison` is returned
+            (``interrupted=True``).
 
     Returns:
-        :class:`Comparison` with one record per run of :func:`plan`, whatever its status.
+        :class:`Comparison` with one record per run of :func:`plan` that started, whatever its status.
 
     Raises:
         ConfigError, DatasetUnavailable: as :func:`iter_compare`.
@@ -579,7 +604,7 @@ def compare(
     comparison = Comparison(config=config, env=env, runs=[], db=str(results.path) if results else None)
     try:
         comparison_id = results.begin_comparison(config.model_dump(mode="json"), env) if results else None
-        events = iter_compare(config)
+        events = iter_compare(config, stop=stop)
         try:
             for event in events:
                 rec = collect(event)
@@ -603,6 +628,7 @@ def compare(
         if results is not None:
             results.close()
     comparison.runs = _in_plan_order(config, collect)
+    comparison.interrupted = bool(stop is not None and stop.is_set())
     return comparison
 
 

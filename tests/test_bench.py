@@ -1,0 +1,114 @@
+"""The measurement primitives on synthetic timings: percentiles, medians, windows, FLOPs, memory."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlx_explore import bench
+from mlx_explore.config import RunConfig
+from mlx_explore.models import ModelSpec
+
+
+def test_percentiles_interpolate_between_order_statistics():
+    # 1..100 ms: type-7 percentile p = 1 + (n - 1) q / 100
+    samples = np.arange(1, 101, dtype=float)
+    rng = np.random.default_rng(0)
+    got = bench.percentiles(rng.permutation(samples))  # order of arrival must not matter
+    assert got == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
+    assert bench.percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0}
+    assert bench.percentiles([1.0, 3.0], qs=(0, 25, 100)) == {"p0": 1.0, "p25": 1.5, "p100": 3.0}
+
+
+def test_percentiles_of_nothing_are_nan_and_bad_percentiles_raise():
+    assert all(np.isnan(v) for v in bench.percentiles([]).values())
+    with pytest.raises(ValueError, match="percentiles must lie in"):
+        bench.percentiles([1.0], qs=(50, 101))
+
+
+def test_a_slow_outlier_moves_p99_not_the_median():
+    times = [1.0] * 99 + [100.0]
+    got = bench.percentiles(times)
+    assert got["p50"] == 1.0 and got["p95"] == 1.0
+    assert got["p99"] == pytest.approx(1.0 + 0.01 * 99.0)  # a hundredth of the way to the outlier
+
+
+def test_window_stats_take_medians_over_windows():
+    # Windows of 10 steps, batch 32; one window hit by a 10x stall.
+    windows = [(10, 0.010), (10, 0.011), (10, 0.100), (10, 0.009), (10, 0.010)]
+    got = bench.window_stats(windows, batch_size=32)
+    assert got["windows"] == 5
+    assert got["samples_per_s"] == pytest.approx(320 / 0.010)
+    assert got["step_s"] == pytest.approx(0.001)
+    # Unequal windows: the median is of the per-window rates, not of the totals.
+    got = bench.window_stats([(1, 0.002), (4, 0.004), (2, 0.010)], batch_size=1)
+    assert got["samples_per_s"] == pytest.approx(500.0) and got["step_s"] == pytest.approx(0.002)
+    assert np.isnan(bench.window_stats([], 32)["samples_per_s"])
+
+
+@pytest.mark.parametrize("steps,epochs", [(39, 1), (39, 10), (9, 40), (3, 1), (1, 1), (250, 3)])
+def test_window_plan_covers_every_step_once_and_isolates_the_first(steps, epochs):
+    plan = bench.window_lengths(steps, epochs, max_len=100, min_windows=5)
+    assert len(plan) == epochs
+    assert all(sum(lengths) == steps for lengths in plan)  # windows never cross an epoch's end
+    assert plan[0][0] == 1  # the compile step is alone
+    steady = [n for lengths in plan for n in lengths][1:]
+    assert all(1 <= n <= 100 for n in steady)
+    if steps * epochs - 1 >= 5:
+        assert len(steady) >= 5
+
+
+def test_window_plan_rejects_empty_training():
+    with pytest.raises(ValueError, match="steps_per_epoch and epochs"):
+        bench.window_lengths(0, 3, 100)
+
+
+def test_time_calls_syncs_after_every_call_and_skips_warmup():
+    log = []
+    times = bench.time_calls(lambda i: log.append(("call", i)) or i, lambda r: log.append(("sync", r)), n=3, warmup=2)
+    assert times.shape == (3,) and (times >= 0).all()
+    assert log == [("call", 0), ("sync", 0), ("call", 1), ("sync", 1), ("call", 2), ("sync", 2),
+                   ("call", 3), ("sync", 3), ("call", 4), ("sync", 4)]  # fmt: skip
+
+
+def test_training_flops_by_hand():
+    mlp = ModelSpec(kind="mlp", n_features=64, n_classes=10, hidden=(256, 256))
+    fwd = 2 * (64 * 256 + 256 * 256 + 256 * 10)
+    assert bench.forward_flops(mlp) == fwd
+    assert bench.training_flops(mlp, 32) == 3 * fwd * 32
+    cnn = ModelSpec(kind="cnn", n_features=64, n_classes=10, image_shape=(8, 8, 1), channels=(32, 64), dense=128)
+    conv = 2 * 8 * 8 * 9 * 1 * 32 + 2 * 4 * 4 * 9 * 32 * 64  # second conv runs on the pooled 4x4 map
+    dense = 2 * (2 * 2 * 64 * 128 + 128 * 10)
+    assert bench.forward_flops(cnn) == conv + dense
+
+
+def test_matmul_peak_uses_the_fastest_repeat():
+    durations = iter([0.5, 0.2, 0.1, 0.4])  # warm-up, then three timed calls
+    import time
+
+    def fake_matmul():
+        time.sleep(next(durations))
+
+    gflops, desc = bench.matmul_peak_gflops(fake_matmul, n=1000, repeats=3)
+    assert gflops == pytest.approx(2e9 / 0.1 / 1e9, rel=0.3)  # sleep() overshoots a little
+    assert "best of 3" in desc
+    real, desc = bench.matmul_peak_gflops(n=256, repeats=3)
+    assert real > 0 and desc.startswith("numpy float32")
+
+
+def test_peak_rss_sees_a_large_allocation():
+    # A fresh process, so the peak is not already set by an earlier test.
+    code = (
+        "import numpy as np; from mlx_explore.bench import peak_rss_mb; a = peak_rss_mb();"
+        "block = np.ones(200 * 2**20 // 8); print(a, peak_rss_mb())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    before, after = map(float, out)
+    assert 10 < before < after and after - before == pytest.approx(200, abs=30)
+
+
+def test_usable_cores_and_config_modes():
+    assert 1 <= bench.usable_cores() <= (__import__("os").cpu_count() or 1)
+    assert RunConfig(mode="both").modes == ("eager", "compiled")
+    assert RunConfig(mode="eager").modes == ("eager",)
