@@ -12,9 +12,7 @@ after the finished runs were stored and printed.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -205,24 +203,9 @@ def results(
 @app.command()
 def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Installed frameworks, their versions and the devices each sees (probed in child processes)."""
-    from .runner import child_env, environment
+    from .runner import environment
 
-    report = {"env": environment(), "frameworks": {}}
-    for name in registry.REGISTRY:
-        missing = registry.missing_modules(name)
-        if missing:
-            report["frameworks"][name] = {"installed": False, "missing": missing}
-            continue
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlx_explore.worker", "probe", name],
-            capture_output=True, text=True, env=child_env(RunConfig()), timeout=300,
-        )  # fmt: skip
-        try:
-            info = json.loads(proc.stdout.strip().splitlines()[-1])
-            report["frameworks"][name] = {"installed": True, "versions": info["versions"], "devices": info["devices"]}
-        except (IndexError, ValueError, KeyError):
-            err = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-            report["frameworks"][name] = {"installed": True, "error": err[0]}
+    report = {"env": environment(), "frameworks": {name: registry.probe(name) for name in registry.REGISTRY}}
     if as_json:
         out_console.print_json(data=report)
         return

@@ -44,7 +44,7 @@ class Started(Event):
 
     ``device``: where it runs (``"cpu"``, ``"cuda:0"``, ``"TFRT_CPU_0"``...); ``device_name``: human
     name (GPU model), ``versions``: package versions; ``import_s``: seconds to import the framework;
-    ``total_steps``: training steps that will run; ``pid``: the child's process id; ``device_kind``:
+    ``total_steps``: training steps that will run, over ``epochs`` epochs; ``pid``: the child's process id; ``device_kind``:
     ``cpu``, ``gpu`` or ``tpu``; ``flags``: the fairness settings in force, read back from the
     framework in the child (threads, TF32, determinism, precision, compile mode, affinity).
     """
@@ -57,6 +57,7 @@ class Started(Event):
     flags: dict[str, Any] = field(default_factory=dict)
     import_s: float = 0.0
     total_steps: int = 0
+    epochs: int = 0
     pid: int = 0
     time_s: float = 0.0
 

@@ -115,3 +115,40 @@ def trainer_module(name: str):
     """Import and return ``mlx_explore.frameworks.<name>.trainer`` (this imports the framework)."""
     get(name)
     return importlib.import_module(f"mlx_explore.frameworks.{name}.trainer")
+
+
+def probe(name: str, timeout: float = 300, nice: int = 0) -> dict:
+    """Ask a framework, in a child process, for its versions and the devices it sees.
+
+    ``nice`` lowers the child's CPU priority (``os.nice``, POSIX): a probe running in the background
+    of a notebook should not slow the page or a running comparison.
+
+    Returns:
+        ``{"installed": False, "missing": [...]}``, or ``{"installed": True, "versions": {...},
+        "devices": ["cpu", "cuda:0 (NVIDIA H100 80GB HBM3)", ...]}``, or ``{"installed": True,
+        "error": "last line of the child's stderr"}`` when the import fails.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ..config import RunConfig
+    from ..runner import child_env
+
+    missing = missing_modules(name)
+    if missing:
+        return {"installed": False, "missing": missing}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlx_explore.worker", "probe", name],
+            capture_output=True, text=True, env=child_env(RunConfig()), timeout=timeout,
+            preexec_fn=(lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None,
+        )  # fmt: skip
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"installed": True, "versions": info["versions"], "devices": info["devices"]}
+    except subprocess.TimeoutExpired:
+        return {"installed": True, "error": f"no answer within {timeout:g} s"}
+    except (IndexError, ValueError, KeyError):
+        err = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"installed": True, "error": err[0]}

@@ -1,0 +1,24 @@
+"""Interactive layer of mlx-explore: ipywidgets 8 + plotly ``FigureWidget`` on ``mlx_explore``'s
+public API (the core never imports ipywidgets; these widgets never touch a framework or a child
+process themselves). Works in JupyterLab, Voila and Colab (``enable_colab()`` turns on Colab's
+custom widget manager, which ipywidgets 8 and plotly's ``FigureWidget`` need there).
+
+A live side-by-side comparison in a notebook::
+
+    from widgets import ComparisonPanel
+    ComparisonPanel(frameworks=["torch", "jax", "tensorflow"])
+"""
+
+from ._common import FRAMEWORK_COLORS, enable_colab, in_colab
+from .code import CodeCompare, align_blocks, model_source
+from .explorer import ResultsExplorer
+from .live import LiveCurves
+from .panel import ComparisonPanel
+from .parity import ParityPlot, relative_differences
+
+__all__ = [
+    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "LiveCurves", "ParityPlot", "ResultsExplorer",
+    "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
+]  # fmt: skip
+
+enable_colab()

@@ -1,0 +1,267 @@
+"""``CodeCompare``: the same model's code in every framework, side by side, syntax-highlighted.
+
+The code is read from ``mlx_explore/frameworks/<fw>/models.py``, the very files the trainers import,
+so what is shown cannot drift from what is measured. The file is located with ``importlib.util.find_spec``
+and the class or function cut out of it with :mod:`ast` (what :func:`inspect.getsource` does, without
+importing the module): showing PyTorch code must not import PyTorch into the notebook kernel (DESIGN.md:
+frameworks live in their child processes; JAX could grab GPU memory the runs need). A framework that is
+not installed still shows its code, with a note in the column header.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import importlib.util
+import re
+from functools import lru_cache
+
+import ipywidgets as W
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from mlx_explore.config import FRAMEWORKS, MODELS
+from mlx_explore import frameworks as registry
+from mlx_explore.frameworks import REGISTRY, UNSUPPORTED_MODEL_REASON
+
+from ._common import color
+
+#: Objects shown per framework and model: (names in the models module, uses ``ACTIVATIONS``).
+_OBJECTS = {
+    "torch": {"logreg": ("MLP", True), "mlp": ("MLP", True), "cnn": ("CNN", False)},
+    "jax": {"logreg": ("MLP", True), "mlp": ("MLP", True), "cnn": ("CNN", False)},
+    "tensorflow": {"logreg": ("mlp", False), "mlp": ("mlp", False), "cnn": ("cnn", False)},
+    "sklearn": {"logreg": ("mlp", True), "mlp": ("mlp", True)},
+}
+#: Install hint per framework (scikit-learn is a core dependency, the others are extras).
+_INSTALL = {fw: f"pip install 'mlx-explore[{fw}]'" for fw in FRAMEWORKS} | {"sklearn": "pip install scikit-learn"}
+
+#: Layer-constructing code, by kind; a line's kind is that of its leftmost match.
+_ANCHORS = {
+    "conv": r"\bnn\.Conv(?:2d)?\b|\bConv2D\b",
+    "pool": r"MaxPool|max_pool",
+    "flatten": r"\bFlatten\b|\.reshape\(",
+    "dense": r"\bnn\.Linear\b|\bnn\.Dense\b|\blayers\.Dense\b|\bhidden_layer_sizes\b",
+}
+_ANCHOR_RE = re.compile("|".join(f"(?P<{kind}>{rx})" for kind, rx in _ANCHORS.items()))
+
+_MONO = "font-family: SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace; font-size: 12px; margin: 0"
+#: Inline styles (no stylesheet needed in Voila or Colab); the lexer keeps leading blank lines (alignment padding).
+_FORMATTER = HtmlFormatter(noclasses=True, nowrap=False, style="default", prestyles=_MONO)
+_LEXER = PythonLexer(stripnl=False)
+
+
+def _missing_html(fw: str) -> str:
+    return f'<br><i style="font-weight: normal; font-size: 11px">not installed here: {html.escape(_INSTALL[fw])}</i>'
+
+
+def _check(framework: str | None = None, model: str | None = None) -> None:
+    """Raise ``ValueError`` (naming the allowed values) for an unknown framework or model."""
+    if framework is not None and framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; allowed: {', '.join(FRAMEWORKS)}")
+    if model is not None and model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
+
+
+def module_path(framework: str) -> str:
+    """Repository path of a framework's models module, e.g. ``mlx_explore/frameworks/torch/models.py``."""
+    return f"mlx_explore/frameworks/{framework}/models.py"
+
+
+def unsupported_note(framework: str, model: str) -> str | None:
+    """The note shown instead of code when ``framework`` cannot express ``model`` (``None``: it can)."""
+    _check(framework, model)
+    reason = UNSUPPORTED_MODEL_REASON.get((framework, model))
+    return f"{reason} (unsupported)" if reason else None
+
+
+@lru_cache(maxsize=None)
+def _module_text(framework: str) -> str:
+    spec = importlib.util.find_spec(f"mlx_explore.frameworks.{framework}.models")  # imports no framework
+    with open(spec.origin, encoding="utf-8") as f:
+        return f.read()
+
+
+def _segment(text: str, name: str, kinds: tuple[type, ...]) -> str:
+    """Source lines of the module-level definition ``name`` (decorators included)."""
+    lines = text.splitlines()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and ast.Assign in kinds:
+            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                return "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        elif isinstance(node, kinds) and getattr(node, "name", None) == name:
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            return "\n".join(lines[start - 1 : node.end_lineno])
+    raise LookupError(f"no module-level {name} in {module_path(name)}")
+
+
+def model_source(framework: str, model: str) -> str:
+    """The code of ``model`` in ``framework``, cut with :mod:`ast` out of its real models module.
+
+    Args:
+        framework: one of ``torch``, ``jax``, ``tensorflow``, ``sklearn``.
+        model: one of ``logreg``, ``mlp``, ``cnn``.
+
+    Returns:
+        The module-level ``ACTIVATIONS`` line where the model uses it, then the class or function
+        (``logreg`` is the MLP with ``hidden=()``, said in a leading comment); for an unsupported
+        pair, the note from :func:`unsupported_note`. Identical to ``inspect.getsource`` of the
+        imported object (a test checks it).
+
+    Raises:
+        ValueError: unknown framework or model (the message lists the allowed values).
+    """
+    note = unsupported_note(framework, model)
+    if note:
+        return note
+    name, uses_activations = _OBJECTS[framework][model]
+    text = _module_text(framework)
+    parts = [_segment(text, "ACTIVATIONS", (ast.Assign,))] if uses_activations else []
+    parts.append(_segment(text, name, (ast.ClassDef, ast.FunctionDef)))
+    out = "\n\n\n".join(parts)
+    if model == "logreg":
+        out = f"# logreg: the MLP with hidden=() (softmax regression)\n{out}"
+    return out
+
+
+def _anchors(source: str) -> list[tuple[int, str]]:
+    """``(row, kind)`` of each line that constructs a layer (comment lines skipped)."""
+    out = []
+    for row, line in enumerate(source.splitlines()):
+        m = None if line.lstrip().startswith("#") else _ANCHOR_RE.search(line)
+        if m:
+            out.append((row, m.lastgroup))
+    return out
+
+
+def align_blocks(sources: dict[str, str]) -> dict[str, str]:
+    """Pad sources with blank lines so equivalent layer lines sit on the same row.
+
+    The first layer line of every column lands on one row. If all columns have the same number of layer
+    lines, the k-th ones line up; otherwise later layer lines of the same kind and occurrence (``dense`` #2
+    beside ``dense`` #2) line up across the columns that have them, kept in order. Columns without layer lines
+    are returned untouched; padding goes just before an anchor line, so the code still runs as written.
+
+    Args:
+        sources: column name -> source text.
+
+    Returns:
+        column name -> padded source text (same keys, same order).
+    """
+    anchors = {k: a for k, a in ((k, _anchors(s)) for k, s in sources.items()) if a}
+    if len(anchors) < 2:
+        return dict(sources)
+    if len({len(a) for a in anchors.values()}) == 1:
+        groups = [dict(zip(anchors, rows)) for rows in zip(*([r for r, _ in a] for a in anchors.values()))]
+    else:
+        keyed = {}
+        for k, a in anchors.items():
+            seen: dict[str, int] = {}
+            keyed[k] = {}
+            for row, kind in a:
+                keyed[k][(kind, seen.setdefault(kind, 0))] = row
+                seen[kind] += 1
+        groups = [{k: a[0][0] for k, a in anchors.items()}]
+        last = dict(groups[0])
+        for key in dict.fromkeys(key for kk in keyed.values() for key in kk):
+            rows = {k: kk[key] for k, kk in keyed.items() if key in kk and kk[key] > last[k]}
+            if len(rows) >= 2:
+                groups.append(rows)
+                last.update(rows)
+    pad = {k: {} for k in anchors}
+    shift = dict.fromkeys(anchors, 0)
+    for rows in groups:
+        target = max(rows[k] + shift[k] for k in rows)
+        for k, row in rows.items():
+            pad[k][row] = target - row - shift[k]
+            shift[k] = target - row
+    out = {}
+    for k, src in sources.items():
+        if k not in pad:
+            out[k] = src
+            continue
+        lines = []
+        for row, line in enumerate(src.splitlines()):
+            lines += [""] * pad[k].get(row, 0) + [line]
+        out[k] = "\n".join(lines)
+    return out
+
+
+def _code_html(code: str) -> str:
+    return f'<div style="overflow-x: auto">{highlight(code, _LEXER, _FORMATTER)}</div>'
+
+
+def _note_html(text: str) -> str:
+    return f'<div style="color: #666; font-style: italic; padding: 6px 0">{html.escape(text)}</div>'
+
+
+class CodeCompare(W.VBox):
+    """The same model's code in each picked framework, one highlighted column each, layer lines aligned.
+
+    Example::
+
+        from widgets.code import CodeCompare
+        CodeCompare(model="cnn", frameworks=("torch", "jax"))
+
+    Attributes:
+        model: ``Dropdown`` of the model (``logreg``, ``mlp``, ``cnn``).
+        framework_boxes: framework -> ``Checkbox``; ticked ones get a column.
+        align: ``Checkbox`` "align layers" (:func:`align_blocks`).
+        html: ``HTML`` widget holding the table.
+        sources: framework -> text currently shown in its column (after alignment; a note where no code).
+    """
+
+    def __init__(self, model: str = "mlp", frameworks: tuple[str, ...] = FRAMEWORKS, align: bool = True):
+        _check(model=model)
+        for fw in frameworks:
+            _check(fw)
+        self.model = W.Dropdown(options=list(MODELS), value=model, description="model")
+        self.framework_boxes = {
+            fw: W.Checkbox(value=fw in frameworks, description=REGISTRY[fw].title, indent=False,
+                           layout=W.Layout(width="auto", margin="0 12px 0 0"))
+            for fw in FRAMEWORKS
+        }  # fmt: skip
+        self.align = W.Checkbox(value=align, description="align layers", indent=False, layout=W.Layout(width="auto"))
+        self.html = W.HTML()
+        self.sources: dict[str, str] = {}
+        for w in (self.model, self.align, *self.framework_boxes.values()):
+            w.observe(lambda _change: self.render(), names="value")
+        controls = W.HBox([self.model, W.HBox(list(self.framework_boxes.values())), self.align],
+                          layout=W.Layout(flex_flow="row wrap", align_items="center"))  # fmt: skip
+        super().__init__([controls, self.html])
+        self.render()
+
+    def _column(self, fw: str) -> tuple[str, bool]:
+        """(text, is_code) for one framework's column."""
+        return model_source(fw, self.model.value), unsupported_note(fw, self.model.value) is None
+
+    def render(self) -> None:
+        """Rebuild ``sources`` and the table from the current controls."""
+        picked = [fw for fw, box in self.framework_boxes.items() if box.value]
+        columns = {fw: self._column(fw) for fw in picked}
+        code = {fw: text for fw, (text, is_code) in columns.items() if is_code}
+        if self.align.value:
+            code = align_blocks(code)
+        self.sources = {fw: code.get(fw, text) for fw, (text, _) in columns.items()}
+        if not picked:
+            self.html.value = _note_html("Tick at least one framework.")
+            return
+        width = f"{100 / len(picked):.2f}%"
+        heads = "".join(
+            f'<th style="text-align: left; vertical-align: bottom; padding: 4px 8px; width: {width}; '
+            f'border-bottom: 3px solid {color(fw)}">{html.escape(REGISTRY[fw].title)}<br>'
+            f'<code style="font-weight: normal; font-size: 11px; color: #555">{module_path(fw)}</code>'
+            f"{'' if registry.is_installed(fw) else _missing_html(fw)}</th>"
+            for fw in picked
+        )
+        cells = "".join(
+            f'<td style="vertical-align: top; padding: 0 8px; max-width: 0">'
+            f"{_code_html(self.sources[fw]) if columns[fw][1] else _note_html(self.sources[fw])}</td>"
+            for fw in picked
+        )
+        self.html.value = (
+            '<div style="overflow: auto; max-height: 80vh">'
+            f'<table style="table-layout: fixed; width: 100%; border-collapse: collapse">'
+            f"<tr>{heads}</tr><tr>{cells}</tr></table></div>"
+        )
