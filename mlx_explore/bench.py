@@ -179,8 +179,20 @@ def matmul_peak_gflops(
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far [MiB] (``getrusage(RUSAGE_SELF).ru_maxrss``:
-    KiB on Linux, bytes on macOS; see ``man 2 getrusage``)."""
+    """Peak resident set size of this process's own memory so far [MiB].
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (the high-water mark of this address space, ``man 5
+    proc``). Not ``getrusage``'s ``ru_maxrss``: Linux carries it across ``fork`` and ``execve``, so a
+    child started from a 1 GiB notebook kernel would report at least 1 GiB. Elsewhere ``ru_maxrss``
+    (bytes on macOS, KiB on the BSDs).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

@@ -12,7 +12,8 @@ runner knows it) and ``repeat`` (1-based, for ``--repeat N``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 #: Final statuses of a framework's run.
@@ -35,7 +36,9 @@ class Event:
 
     def to_json(self) -> str:
         """One line of JSON with a ``kind`` key."""
-        return json.dumps({"kind": self.kind, **asdict(self)}, allow_nan=True)
+        # vars(), not dataclasses.asdict: no event nests dataclasses, and asdict's deep copy is
+        # three quarters of the cost of an event sent every training step.
+        return json.dumps({"kind": self.kind, **vars(self)}, allow_nan=True)
 
 
 @dataclass
@@ -74,6 +77,18 @@ class Step(Event):
     epoch: int = 0
     loss: float = float("nan")
     time_s: float = 0.0
+
+    def to_json(self) -> str:
+        # The one event sent every training step: formatted directly (about 4x faster than
+        # json.dumps, tests/benchmarks/overhead.py); the same JSON, as the round-trip test checks.
+        loss, t = float(self.loss), float(self.time_s)
+        if not (math.isfinite(loss) and math.isfinite(t)):
+            return super().to_json()
+        return (
+            f'{{"kind": "step", "framework": {json.dumps(self.framework)}, "mode": {json.dumps(self.mode)}, '
+            f'"repeat": {int(self.repeat)}, "step": {int(self.step)}, "epoch": {int(self.epoch)}, '
+            f'"loss": {loss!r}, "time_s": {t!r}}}'
+        )
 
 
 @dataclass

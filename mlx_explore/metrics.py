@@ -27,6 +27,14 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-lp[np.arange(len(y)), y].mean())
 
 
+def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``{"loss", "accuracy"}`` only: what every epoch's validation reports. Pure NumPy, about a
+    hundred times cheaper than :func:`classification_metrics`, whose F1 and ROC-AUC would otherwise
+    add milliseconds to every epoch (the figures are identical: same argmax, same cross-entropy)."""
+    logits = np.asarray(logits)
+    return {"loss": cross_entropy(logits, y), "accuracy": float((logits.argmax(axis=1) == np.asarray(y)).mean())}
+
+
 def classification_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Accuracy, macro-F1, one-vs-rest macro ROC-AUC and cross-entropy of logits against labels.
 

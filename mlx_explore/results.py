@@ -331,10 +331,17 @@ def _connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> int:
     """The file's schema version, 0 for an empty file that needs the schema; raise StoreError if it cannot be used."""
+    own = not conn.in_transaction  # one read transaction: a consistent snapshot while another process creates it
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        by = conn.execute("SELECT value FROM meta WHERE key = 'created_by'").fetchone() if "meta" in tables else None
+        if own:
+            conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            by = conn.execute("SELECT value FROM meta WHERE key = 'created_by'").fetchone() if "meta" in tables else None
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
     except sqlite3.DatabaseError as e:
         if _busy(e):
             raise

@@ -30,9 +30,23 @@ def _clock() -> float:
 
 
 def _event_stream():
-    out = os.fdopen(os.dup(1), "w", buffering=1)
+    out = os.fdopen(os.dup(1), "w")  # block-buffered: see make_emitter
     os.dup2(2, 1)  # stray output on fd 1 now lands on stderr
     return out
+
+
+def make_emitter(stream):
+    """``(emit, flush)`` for an event stream: ``emit`` writes one JSON line per event; ``Step``
+    events stay in the buffer until ``flush`` (the training loop calls it at every window's end,
+    so a window's steps cost one write, not one per step); every other event is flushed at once."""
+    from .events import Step
+
+    def emit(event) -> None:
+        stream.write(event.to_json() + "\n")
+        if not isinstance(event, Step):
+            stream.flush()
+
+    return emit, stream.flush
 
 
 def _die_with_parent() -> None:
@@ -74,9 +88,7 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
 
     stream = _event_stream()
     _die_with_parent()
-
-    def emit(event) -> None:
-        stream.write(event.to_json() + "\n")
+    emit, flush = make_emitter(stream)
 
     try:
         bundle = Bundle.load(bundle_path)
@@ -94,7 +106,7 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         emit(Started(framework, device=trainer.device, device_name=trainer.device_name, device_kind=trainer.device_kind,
                      versions=module.Trainer.versions(), flags=flags, import_s=import_s,
                      total_steps=bundle.total_steps, epochs=int(bundle.order.shape[0]), pid=os.getpid(), time_s=_clock()))  # fmt: skip
-        metrics, notes = fit(trainer, bundle, emit, _clock)
+        metrics, notes = fit(trainer, bundle, emit, _clock, flush)
         metrics.update(import_s=import_s, n_params=bundle.spec.n_params())
         emit(Finished(framework, device=trainer.device, metrics=metrics, notes=notes, time_s=_clock()))
         return 0
@@ -126,6 +138,7 @@ def probe(framework: str) -> int:
     module = __import__(f"mlx_explore.frameworks.{framework}.trainer", fromlist=["Trainer"])
     devices = module.list_devices() if hasattr(module, "list_devices") else ["cpu"]
     stream.write(json.dumps({"framework": framework, "versions": module.Trainer.versions(), "devices": devices}) + "\n")
+    stream.flush()
     return 0
 
 

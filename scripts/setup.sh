@@ -4,6 +4,8 @@
 # Frameworks are installed only when missing, as CPU builds where that matters:
 #   torch==2.13.0  (the CPU wheel; an unpinned 'torch' pulls several GB of CUDA packages)
 #   tensorflow-cpu (the 'tensorflow' wheel is the same code plus GPU libraries)
+# Headless Chromium for the browser test comes from Debian's 'chromium' package (Playwright drives
+# it through executable_path and never downloads a browser of its own).
 # A second run with nothing changed returns in about a second (stamp file).
 # Environment: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv).
 set -euo pipefail
@@ -12,6 +14,20 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.mlx-explore-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+
+install_chromium() {
+  command -v chromium >/dev/null && return 0
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: no 'chromium' on PATH and no apt-get: install Chromium for tests/test_browser.py" >&2
+    return 1
+  fi
+  echo "setup: installing Debian's chromium (for the browser test)"
+  "${sudo[@]}" apt-get install -y -qq chromium >/dev/null ||
+    { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; }
+}
+install_chromium
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import mlx_explore" 2>/dev/null; then
   echo "setup: $VENV is up to date"

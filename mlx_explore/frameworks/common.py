@@ -26,7 +26,7 @@ import numpy as np
 from .. import bench
 from ..bundle import Bundle
 from ..events import Epoch, Event, Step
-from ..metrics import classification_metrics
+from ..metrics import classification_metrics, loss_and_accuracy
 
 #: Longest timing window [steps]; also how often step events reach a live plot.
 WINDOW_STEPS = 100
@@ -93,7 +93,8 @@ def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = 
     return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
-def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float]) -> tuple[dict, dict]:
+def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float],
+        flush: Callable[[], None] | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Run every measured phase of one framework's run; return ``(metrics, notes)``.
 
     Phases, in order (each its own figure, see ``runner.METRIC_DOCS``):
@@ -116,6 +117,7 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
         bundle: the shared inputs.
         emit: receives ``Step`` (every ``config.log_every`` steps) and ``Epoch`` events.
         clock: seconds since the child started (the events' ``time_s``).
+        flush: called after each window's ``Step`` events (``worker.make_emitter``).
 
     Returns:
         ``metrics``: name -> number or ``None``; ``notes``: metric name -> why it is ``None`` or how
@@ -125,7 +127,7 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
         Diverged: a training step's loss is NaN or infinite.
     """
     cfg = bundle.config
-    metrics, notes = train(trainer, bundle, emit, clock)
+    metrics, notes = train(trainer, bundle, emit, clock, flush)
     metrics.update(evaluate(trainer, bundle))
     if cfg.latency_steps:
         metrics.update(step_latency(trainer, bundle.order, cfg.latency_steps))
@@ -138,7 +140,8 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
     return metrics, notes
 
 
-def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float]) -> tuple[dict, dict]:
+def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float],
+          flush: Callable[[], None] | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Phase 1 of :func:`fit`: train all epochs in timed windows, emitting events.
 
     Returns ``(metrics, notes)`` with ``samples_per_s``, ``step_ms``, ``windows``, ``first_step_s``,
@@ -183,10 +186,12 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
             for j in range(0, n):
                 if (first + j) % cfg.log_every == 0:
                     emit(Step(fw, step=first + j, epoch=e + 1, loss=float(window_losses[j]), time_s=now))
+            if flush is not None:
+                flush()
             epoch_losses.append(window_losses)
             s += n
         train_loss = float(np.concatenate(epoch_losses).mean())
-        val = classification_metrics(trainer.logits(x_val), bundle.data.y_val)
+        val = loss_and_accuracy(trainer.logits(x_val), bundle.data.y_val)
         emit(Epoch(fw, epoch=e + 1, train_loss=train_loss, val_loss=val["loss"], val_accuracy=val["accuracy"], time_s=clock()))
     train_s = clock_() - t_train
 

@@ -1,0 +1,492 @@
+"""What our training harness costs: its throughput next to a minimal hand-written loop, per framework.
+
+What it measures. For the MLP on ``digits`` (hidden 256-256, batch 128, plain SGD) and each
+framework, one child process builds (a) our ``Trainer`` (``mlx_explore/frameworks/<fw>/trainer.py``)
+driven by the harness's training phase ``frameworks.common.train`` and (b) the shortest training
+loop that framework's tutorials would write (the ``minimal_*`` functions below), both from the same
+canonical initial weights, over the same batch order. It prints training samples/s for both and
+
+    ratio = harness samples/s / minimal samples/s      (1.0: the harness costs nothing; >= 0.95 passes)
+
+How. Same process, same data, same threads (the child gets ``runner.child_env`` and pins itself
+like ``worker.py``). After one untimed warm-up round each (tracing and compilation), the two are
+timed in alternating rounds (ABBA order, so drift and noise from other processes hit both
+alike); each round is every step of ``--epochs`` epochs, and its samples/s is
+``steps * batch / seconds``; the figures are medians over ``--rounds`` rounds. The harness round
+is everything ``train`` does: per-step ``Step`` events, each written as ``event.to_json()`` to a
+block-buffered OS pipe that another process drains, flushed at each window's end
+(``worker.make_emitter``, as ``worker.py`` streams them to the runner),
+window syncs, divergence checks, ``Epoch`` events. The minimal loop reads its loss back at the end
+of each epoch (the sync).
+
+Validation. ``train`` validates after every epoch (logits of the validation split, then their
+metrics). That is not training, so its time is taken out, and so that both do the same work the
+minimal loop validates after every epoch too (its own forward pass, compiled in compiled mode as
+the trainer's is, and the same ``loss_and_accuracy``). In both, those calls are timed one by one (``trainer.logits`` and
+``loss_and_accuracy`` are wrapped with a stopwatch) and their time is subtracted from the
+round's wall time (``val ms`` in the table). What is not subtracted is the price both pay for
+switching to other work between epochs: the first steps after a validation run on cold caches.
+``reported/s`` is the figure the harness itself publishes as ``samples_per_s`` (median over its
+timed windows, which contain no validation), for information; ``best`` is the ratio of the two
+fastest rounds, which a noisy neighbour disturbs least.
+
+Run it (read ratios, never absolute times, and run it twice to see the noise)::
+
+    python tests/benchmarks/overhead.py                        # all four frameworks, compiled mode
+    python tests/benchmarks/overhead.py --frameworks torch,jax --mode eager --rounds 7
+    python tests/benchmarks/overhead.py --threads 1 --check    # exit 1 if any ratio < 0.95
+
+Threads are all usable cores by default, as in a comparison. On a small machine that other
+processes share, ``--threads 1`` gives far steadier figures: with every core busy elsewhere,
+multi-threaded BLAS/OpenMP steps wait for descheduled threads, and those stalls dwarf the
+microseconds this benchmark looks for. ``--sink devnull|none`` (diagnostics) sends the events to
+``os.devnull`` or only serializes them, to see what the pipe itself costs.
+
+Reading the ratio. Below 0.95 means the harness spends more than 5 % of the minimal loop's time
+on its own work: per-step index conversion or device placement in ``Trainer.train_step``, the
+``Step`` event's JSON and write, the window-end loss read-back and bookkeeping (digits has 9 steps
+per epoch and windows never cross an epoch, so these are spread over 9 steps only). Compare
+``Trainer.train_step`` with the minimal step to find which. Ratios above 1 are noise. ``pairs``
+shows the spread of the per-round ratios: when it is wider than the 5 % margin the machine was
+too noisy for a verdict, so run again with more rounds (``--rounds 9``) and look at ``best`` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn")
+THRESHOLD = 0.95
+
+
+def make_config(mode: str, epochs: int, threads: int | None):
+    from mlx_explore.config import RunConfig
+
+    return RunConfig.build(
+        model="mlp", dataset="digits", hidden=(256, 256), batch_size=128, optimizer="sgd", lr=0.01,
+        epochs=epochs, mode=mode, threads=threads, latency_steps=0, log_every=1,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the minimal loops (the baseline)
+# Each returns ``(train_epoch, predict)``: ``train_epoch(batches)`` takes one optimizer step per row
+# of ``batches`` (steps, batch) and returns the last loss as a Python float (the sync);
+# ``predict(x)`` returns logits (or log-probabilities) as a NumPy array, for the per-epoch
+# validation that ``minimal_round`` runs like the harness does.
+
+
+def minimal_torch(bundle, compiled: bool):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from mlx_explore.frameworks.torch.trainer import load_canonical
+
+    spec, cfg = bundle.spec, bundle.config
+    (h1, h2), n_classes = spec.hidden, spec.n_classes
+    model = nn.Sequential(
+        nn.Linear(spec.n_features, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes)
+    )  # fmt: skip
+    load_canonical(model, spec, bundle.weights)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    x, y = torch.as_tensor(bundle.data.x_train), torch.as_tensor(bundle.data.y_train)
+
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    forward = model
+    if compiled:  # validation compiled too, as the trainer does, so both pay the same for switching
+        step, forward = torch.compile(step), torch.compile(model)
+
+    def train_epoch(batches):
+        for idx in torch.from_numpy(batches):
+            loss = step(x[idx], y[idx])
+        return loss.item()
+
+    @torch.inference_mode()
+    def predict(xv):
+        model.eval()
+        logits = forward(torch.as_tensor(xv)).numpy()
+        model.train()
+        return logits
+
+    return train_epoch, predict
+
+
+def minimal_jax(bundle, compiled: bool):
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from mlx_explore.frameworks.jax.trainer import to_flax
+
+    spec, cfg = bundle.spec, bundle.config
+    (h1, h2), n_classes = spec.hidden, spec.n_classes
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Dense(h1)(x))
+            x = nn.relu(nn.Dense(h2)(x))
+            return nn.Dense(n_classes)(x)
+
+    model, tx = MLP(), optax.sgd(cfg.lr)
+    params = to_flax(bundle.weights)  # {"Dense_0": {"kernel", "bias"}, ...}
+    state = [params, tx.init(params)]
+    x, y = jnp.asarray(bundle.data.x_train), jnp.asarray(bundle.data.y_train, dtype=jnp.int32)
+
+    def loss_fn(params, xb, yb):
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": params}, xb), yb).mean()
+
+    def train_step(params, opt_state, x, y, idx):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
+        updates, opt_state = tx.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    apply = model.apply
+    if compiled:  # validation compiled too, as the trainer does
+        train_step, apply = jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(model.apply)
+
+    def train_epoch(batches):
+        params, opt_state = state
+        for idx in batches:
+            params, opt_state, loss = train_step(params, opt_state, x, y, idx)
+        state[:] = params, opt_state
+        return float(loss)
+
+    def predict(xv):
+        return np.asarray(apply({"params": state[0]}, xv))
+
+    return train_epoch, predict
+
+
+def minimal_tensorflow(bundle, compiled: bool):
+    import keras
+    import tensorflow as tf
+
+    spec, cfg = bundle.spec, bundle.config
+    (h1, h2), n_classes = spec.hidden, spec.n_classes
+    model = keras.Sequential([
+        keras.Input((spec.n_features,)),
+        keras.layers.Dense(h1, activation="relu"),
+        keras.layers.Dense(h2, activation="relu"),
+        keras.layers.Dense(n_classes),
+    ])  # fmt: skip
+    model.set_weights(list(bundle.weights.values()))
+    opt = keras.optimizers.SGD(cfg.lr)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    x, y = tf.constant(bundle.data.x_train), tf.constant(bundle.data.y_train)
+
+    def train_step(idx):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(tf.gather(y, idx), model(tf.gather(x, idx), training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply(grads, model.trainable_variables)
+        return loss
+
+    def forward(xv):
+        return model(xv, training=False)
+
+    if compiled:  # validation compiled too, as the trainer does
+        train_step, forward = tf.function(train_step, jit_compile=True), tf.function(forward, jit_compile=True)
+
+    def train_epoch(batches):
+        for idx in batches:
+            loss = train_step(tf.constant(idx))
+        return float(loss)
+
+    def predict(xv):
+        return forward(tf.constant(xv)).numpy()
+
+    return train_epoch, predict
+
+
+def minimal_sklearn(bundle, compiled: bool):
+    from sklearn.neural_network import MLPClassifier
+
+    spec, cfg = bundle.spec, bundle.config
+    x, y, batch = bundle.data.x_train, bundle.data.y_train, cfg.batch_size
+    clf = MLPClassifier(
+        hidden_layer_sizes=spec.hidden, solver="sgd", learning_rate_init=cfg.lr, momentum=0.0, nesterovs_momentum=False,
+        alpha=0.0, batch_size=batch, shuffle=False,
+    )  # fmt: skip
+    clf.partial_fit(x[:batch], y[:batch], classes=np.arange(spec.n_classes))  # allocates coefs_
+    w = bundle.weights  # canonical: "dense_i/kernel" (in, out), "dense_i/bias"
+    kernels, biases = [w[k] for k in w if k.endswith("/kernel")], [w[k] for k in w if k.endswith("/bias")]
+    for dst, src in zip(clf.coefs_ + clf.intercepts_, kernels + biases, strict=True):
+        dst[...] = src
+
+    def train_epoch(batches):
+        for idx in batches:
+            clf.partial_fit(x[idx], y[idx])
+        return clf.loss_
+
+    def predict(xv):
+        return np.log(np.clip(clf.predict_proba(xv), 1e-30, 1.0))
+
+    return train_epoch, predict
+
+
+MINIMAL = {"torch": minimal_torch, "jax": minimal_jax, "tensorflow": minimal_tensorflow, "sklearn": minimal_sklearn}
+
+
+# ------------------------------------------------------------------ the child: one framework
+
+
+class Stopwatch:
+    """Accumulates the time spent inside the functions it wraps."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def event_sink(kind: str = "pipe"):
+    """Where the harness's events go; returns ``(stream, close)``.
+
+    ``pipe`` (the default, what ``worker.py`` does): a block-buffered text stream into an OS pipe
+    whose read end a separate, unpinned process drains, as the runner's reader does. Call this
+    before pinning the process, so the drain is not confined to the training cores. (A draining
+    thread would compete for this interpreter's GIL, which the runner's does not.) ``devnull``:
+    ``os.devnull`` (the write syscalls, no reader). ``none``: events are serialized
+    with ``to_json`` and dropped (diagnostics: the cost of the pipe itself).
+    """
+    if kind == "none":
+        class Drop:
+            def write(self, text):
+                return len(text)
+
+            def flush(self):
+                pass
+
+        return Drop(), lambda: None
+    if kind == "devnull":
+        stream = open(os.devnull, "w")
+        return stream, stream.close
+    r, w = os.pipe()
+    drain = subprocess.Popen([sys.executable, "-c", "import os\nwhile os.read(0, 1 << 16): pass"], stdin=r)
+    os.close(r)
+    stream = os.fdopen(w, "w")  # block-buffered, as worker.py's event stream
+
+    def close():
+        stream.close()
+        drain.wait()
+
+    return stream, close
+
+
+def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | None, sink: str = "pipe") -> dict:
+    from mlx_explore import bundle as bundle_mod
+    from mlx_explore.frameworks import common, trainer_module
+    from mlx_explore.metrics import loss_and_accuracy
+    from mlx_explore.worker import make_emitter, pin_threads
+
+    stream, close = event_sink(sink)  # before pinning: the reader runs wherever it likes
+    config = make_config(mode, epochs, threads)
+    cores = pin_threads(config.threads)
+    n_threads = min(config.threads or cores, cores)
+    bundle = bundle_mod.prepare(config)
+    module = trainer_module(framework)
+    flags = module.configure(config, n_threads)
+    trainer = module.Trainer(bundle.spec, bundle.weights, config, bundle.inputs(bundle.data.x_train), bundle.data.y_train)
+    train_epoch, predict = MINIMAL[framework](bundle, mode == "compiled")
+
+    # Validation after each epoch, in both, is timed call by call and subtracted from the round.
+    val, mval = Stopwatch(), Stopwatch()
+    trainer.logits = val.wrap(trainer.logits)
+    common.loss_and_accuracy = val.wrap(common.loss_and_accuracy)
+    x_val, y_val = bundle.inputs(bundle.data.x_val), bundle.data.y_val
+    validate = mval.wrap(lambda: loss_and_accuracy(predict(x_val), y_val))
+
+    t_start = time.perf_counter()
+
+    emit, flush = make_emitter(stream)  # worker.py's own emit
+
+    def clock() -> float:
+        return time.perf_counter() - t_start
+
+    epochs_, steps_per_epoch, batch = bundle.order.shape
+    samples = epochs_ * steps_per_epoch * batch
+
+    def harness_round() -> dict:
+        val.seconds = 0.0
+        gc.collect()
+        t0 = time.perf_counter()
+        metrics, _ = common.train(trainer, bundle, emit, clock, flush)
+        wall = time.perf_counter() - t0
+        return {"sps": samples / (wall - val.seconds), "reported": metrics["samples_per_s"], "val_s": val.seconds,
+                "val_loss": metrics["val_loss"]}  # fmt: skip
+
+    def minimal_round() -> dict:
+        mval.seconds = 0.0
+        gc.collect()
+        t0 = time.perf_counter()
+        for batches in bundle.order:
+            loss = train_epoch(batches)
+            v = validate()
+        wall = time.perf_counter() - t0
+        if not np.isfinite(loss):
+            raise RuntimeError(f"the minimal {framework} loop diverged (loss {loss})")
+        return {"sps": samples / (wall - mval.seconds), "val_s": mval.seconds, "val_loss": v["loss"]}
+
+    warm = harness_round(), minimal_round()  # tracing and compilation, untimed
+    h, m = [], []
+    for r in range(rounds):
+        if r % 2 == 0:  # ABBA: H M M H H M ...
+            h.append(harness_round())
+            m.append(minimal_round())
+        else:
+            m.append(minimal_round())
+            h.append(harness_round())
+    close()
+    return {
+        "framework": framework,
+        "mode": "eager" if framework == "sklearn" else mode,
+        "steps": int(epochs_ * steps_per_epoch),
+        "batch": int(batch),
+        "rounds": rounds,
+        "harness_sps": [x["sps"] for x in h],
+        "harness_reported_sps": [x["reported"] for x in h],
+        "minimal_sps": [x["sps"] for x in m],
+        "val_s": [x["val_s"] for x in h],
+        "minimal_val_s": [x["val_s"] for x in m],
+        "warmup_s": {"harness": samples / warm[0]["sps"], "minimal": samples / warm[1]["sps"]},  # validation excluded
+        "val_loss": {"harness": h[-1]["val_loss"], "minimal": m[-1]["val_loss"]},  # same training: ~equal
+        "threads": n_threads,
+        "flags": {k: v for k, v in flags.items() if "thread" in k or k == "compile"},
+        "versions": module.Trainer.versions(),
+        "device": trainer.device,
+    }
+
+
+# ------------------------------------------------------------------ the parent: table and verdict
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_child(framework: str, mode: str, args) -> dict:
+    from mlx_explore.runner import child_env
+
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--mode", mode,
+           "--rounds", str(args.rounds), "--epochs", str(args.epochs)]  # fmt: skip
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    cmd += ["--sink", args.sink]
+    env = child_env(make_config(mode, args.epochs, args.threads))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        return {"framework": framework, "mode": mode, "error": f"exit {proc.returncode}\n{tail}"}
+    return json.loads(lines[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    p.add_argument("--mode", choices=("compiled", "eager", "both"), default="compiled")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=40, help="epochs per round (digits: 9 steps each at batch 128)")
+    p.add_argument("--threads", type=int, default=None, help="threads per framework (default: all usable cores)")
+    p.add_argument("--check", action="store_true", help=f"exit 1 if any ratio < {THRESHOLD}")
+    p.add_argument("--sink", choices=("pipe", "devnull", "none"), default="pipe",
+                   help="where the harness's events go (pipe: as in worker.py; the others are diagnostics)")
+    p.add_argument("--json", metavar="PATH", help="also write the raw per-round figures here")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:
+        out = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)  # framework banners go to stderr, as in worker.py
+        result = child(args.child, args.mode, args.rounds, args.epochs, args.threads, args.sink)
+        out.write(json.dumps(result) + "\n")
+        return 0
+
+    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    bad = [f for f in frameworks if f not in FRAMEWORKS]
+    if bad:
+        p.error(f"unknown framework(s) {bad}; allowed: {', '.join(FRAMEWORKS)}")
+    modes = ("compiled", "eager") if args.mode == "both" else (args.mode,)
+    runs = [(fw, m) for m in modes for fw in frameworks if not (fw == "sklearn" and m != modes[0])]
+
+    from mlx_explore.bench import usable_cores
+
+    print(f"machine: {cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.release()}, "
+          f"Python {platform.python_version()}")  # fmt: skip
+    print(f"workload: MLP 256-256 on digits, batch 128, SGD lr 0.01, {args.epochs} epochs per round, "
+          f"{args.rounds} alternating rounds (ABBA) after one warm-up round each; medians; events to {args.sink}")  # fmt: skip
+    head = (f"{'framework':<11} {'mode':<9} {'harness/s':>10} {'minimal/s':>10} {'ratio':>6} {'pairs':>11} {'verdict':<7} "
+            f"{'best':>5} {'reported/s':>10} {'val ms':>7}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    results, failed = [], False
+    for fw, mode in runs:
+        r = run_child(fw, mode, args)
+        results.append(r)
+        if "error" in r:
+            print(f"{fw:<11} {mode:<9} FAILED: {r['error']}")
+            failed = True
+            continue
+        hs, ms = statistics.median(r["harness_sps"]), statistics.median(r["minimal_sps"])
+        pairs = [a / b for a, b in zip(r["harness_sps"], r["minimal_sps"])]
+        ratio = hs / ms
+        ok = ratio >= THRESHOLD
+        failed |= not ok
+        r.update(ratio=ratio, harness_median=hs, minimal_median=ms, ok=ok)
+        print(f"{fw:<11} {r['mode']:<9} {hs:>10.0f} {ms:>10.0f} {ratio:>6.3f} {min(pairs):>5.2f}-{max(pairs):<5.2f} "
+              f"{'ok' if ok else 'SLOW':<7} {max(r['harness_sps']) / max(r['minimal_sps']):>5.3f} "
+              f"{statistics.median(r['harness_reported_sps']):>10.0f} "
+              f"{1e3 * statistics.median(r['val_s']):>7.1f}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    print()
+    print("harness/s, minimal/s: samples/s over whole rounds (median); ratio = harness / minimal, "
+          f"ok when >= {THRESHOLD}; pairs: range of the per-round ratios.")
+    print("best: ratio of the fastest rounds. Both validate after every epoch; those calls are timed and "
+          "subtracted (val ms: the harness's, median per round).")
+    print("reported/s: the harness's own samples_per_s (median over its timed windows).")
+    for r in results:
+        if "error" not in r:
+            vers = ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
+            print(f"  {r['framework']} ({r['mode']}): {vers}; device {r['device']}; {r['threads']} threads "
+                  f"{r['flags']}; {r['steps']} steps/round; final val loss harness {r['val_loss']['harness']:.4f}, "
+                  f"minimal {r['val_loss']['minimal']:.4f}")  # fmt: skip
+    return 1 if args.check and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
