@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
 
@@ -12,6 +12,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+bench: setup  # figures, not tests: harness overhead and LiveCurves drawing overhead
+	$(BIN)/python tests/benchmarks/overhead.py --threads 1 --mode both
+	$(BIN)/python tests/benchmarks/live_overhead.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

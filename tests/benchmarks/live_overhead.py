@@ -8,7 +8,7 @@ child-measured steady throughput (``samples_per_s``) and of the child's wall tim
 framework. Target: at most 2 % slower (ratio >= 0.98). Run headless (no browser), so it measures
 the kernel side of every update: trace validation, thinning, smoothing and serialization.
 
-    python tests/benchmarks/live_overhead.py [--frameworks jax,torch] [--rounds 5] [--epochs 5] [--check]
+    python tests/benchmarks/live_overhead.py [--frameworks jax,torch] [--rounds 5] [--epochs 5] [--threads 1] [--check]
 
 The machine is shared and noisy: read the ratio, not the absolute figures.
 """
@@ -29,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--mode", default="compiled")
+    ap.add_argument("--threads", type=int, default=1, help="threads per framework (1: steadiest on a shared machine)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a ratio is below 0.98")
     args = ap.parse_args(argv)
     config = mlx_explore.RunConfig.build(model="mlp", dataset="digits", frameworks=args.frameworks, epochs=args.epochs,
-                                         batch_size=32, optimizer="sgd", lr=0.01, mode=args.mode, latency_steps=0)  # fmt: skip
+                                         batch_size=32, optimizer="sgd", lr=0.01, mode=args.mode, latency_steps=0,
+                                         threads=args.threads)  # fmt: skip
     figures: dict[tuple[str, str], dict[str, list[float]]] = {}
     redraws = []
     for r in range(args.rounds):
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                 f["samples_per_s"].append(run.metrics["samples_per_s"])
                 f["wall_s"].append(run.metrics["wall_s"])
             print(f"round {r + 1}/{args.rounds} {variant} done", file=sys.stderr)
-    print(f"MLP 256-256 on digits, batch 32, {args.epochs} epochs, {args.mode}; medians of {args.rounds} alternating rounds")
+    print(f"MLP 256-256 on digits, batch 32, {args.epochs} epochs, {args.mode}, {args.threads} thread(s); "
+          f"medians of {args.rounds} alternating rounds")
     print(f"LiveCurves redraws per comparison: {statistics.median(redraws):.0f}")
     print(f"{'framework':<12}{'plain samples/s':>17}{'live samples/s':>16}{'ratio':>8}{'plain wall s':>14}{'live wall s':>13}{'ratio':>8}")
     worst = float("inf")

@@ -303,7 +303,7 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     from mlx_explore import bundle as bundle_mod
     from mlx_explore.frameworks import common, trainer_module
     from mlx_explore.metrics import loss_and_accuracy
-    from mlx_explore.worker import make_emitter, pin_threads
+    from mlx_explore.worker import make_emitter, pin_threads, settle
 
     stream, close = event_sink(sink)  # before pinning: the reader runs wherever it likes
     config = make_config(mode, epochs, threads)
@@ -314,6 +314,7 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     flags = module.configure(config, n_threads)
     trainer = module.Trainer(bundle.spec, bundle.weights, config, bundle.inputs(bundle.data.x_train), bundle.data.y_train)
     train_epoch, predict = MINIMAL[framework](bundle, mode == "compiled")
+    settle()  # as worker.py does before training: the heap so far is frozen out of the collector's way
 
     # Validation after each epoch, in both, is timed call by call and subtracted from the round.
     val, mval = Stopwatch(), Stopwatch()

@@ -110,6 +110,20 @@ def make_optimizer(params, config) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=momentum)
 
 
+def make_train_step(logits, optimizer):
+    """The training step ``(xb, yb) -> loss`` (the loss before the update, not synchronized): a
+    closure over the model's forward and the optimizer, the form ``torch.compile`` tutorials use."""
+
+    def train_step(xb, yb):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(logits(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return train_step
+
+
 def _autocast_bf16(model: torch.nn.Module, device: torch.device):
     """``model``'s forward in bfloat16 autocast, returning float32 logits."""
 
@@ -141,20 +155,14 @@ class Trainer:
         # float32 logits. Nothing else sits in the step: every microsecond here is per step.
         self._logits = _autocast_bf16(self.model, self.dev) if config.precision == "bf16" else self.model
         compiled = config.mode == "compiled"
-        self._step = torch.compile(self._train_step) if compiled else self._train_step
+        step = make_train_step(self._logits, self.optimizer)
+        self._step = torch.compile(step) if compiled else step
         self._forward = torch.compile(self._logits) if compiled else self._logits
         self.model.train()
 
     def _inputs(self, x: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(x, device=self.dev)
         return t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t  # NHWC -> NCHW
-
-    def _train_step(self, xb, yb):
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self._logits(xb), yb)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
 
     def train_step(self, idx):
         if not self.model.training:
