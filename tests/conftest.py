@@ -52,5 +52,14 @@ def tiny_kwargs():
                 latency_steps=20)
 
 
+def alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (Linux /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())

@@ -15,7 +15,7 @@ from mlx_explore.events import Started, Step
 from mlx_explore.results import load_runs
 from mlx_explore.runner import METRIC_DOCS, ComparisonInterrupted
 
-from .conftest import ROOT, load_json, run_cli
+from .conftest import ROOT, alive, load_json, run_cli
 
 TINY_CLI = ["--hidden", "32", "--epochs", "1", "--batch-size", "64", "--optimizer", "sgd", "--lr", "0.1", "--latency-steps", "20"]
 
@@ -44,14 +44,6 @@ def _children(pid: int) -> list[int]:
         except OSError:
             pass
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_every_figure_is_reported_or_explained(tmp_path):
@@ -161,7 +153,7 @@ def test_a_killed_child_fails_alone_and_earlier_runs_are_stored(results_db):
     assert list(stored["framework"]) == ["sklearn", "jax", "tensorflow"]
     assert list(stored["status"]) == ["ok", "failed", "ok"]
     assert stored["test_accuracy"].iloc[0] == result.run("sklearn").metrics["test_accuracy"]
-    assert not _alive(killed[0])
+    assert not alive(killed[0])
 
 
 def test_ctrl_c_keeps_finished_runs_and_leaves_no_child(tmp_path, results_db):
@@ -197,7 +189,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_child(tmp_path, results_db):
     assert cli.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr
     assert torch_child in group_before
-    assert not _alive(torch_child) and _group_members(torch_child) == []
+    assert not alive(torch_child) and _group_members(torch_child) == []
     stored = load_runs(results_db)
     assert list(stored["framework"]) == ["sklearn", "torch"]
     assert list(stored["status"]) == ["ok", "interrupted"]
@@ -218,7 +210,7 @@ def test_stopping_from_a_callback_stores_the_run_as_interrupted(results_db, tiny
     c = info.value.comparison
     assert c.interrupted and [(r.framework, r.status) for r in c.runs] == [("sklearn", "ok"), ("jax", "interrupted")]
     assert list(load_runs(results_db)["status"]) == ["ok", "interrupted"]
-    assert not _alive(seen["pid"])
+    assert not alive(seen["pid"])
 
 
 def test_two_comparisons_writing_at_once_lose_nothing(results_db):
@@ -293,4 +285,4 @@ def test_a_stop_event_ends_the_comparison_from_another_thread(results_db, tiny_k
     assert [(r.framework, r.status) for r in result.runs] == [("sklearn", "ok"), ("jax", "interrupted")]
     assert "stopped by the user" in result.run("jax").reason
     assert list(load_runs(results_db)["status"]) == ["ok", "interrupted"]
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)

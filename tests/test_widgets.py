@@ -16,6 +16,8 @@ from widgets import ComparisonPanel, LiveCurves
 from widgets._common import Throttle
 from widgets.live import ema, thin
 
+from .conftest import alive
+
 
 def recorded(framework="jax", mode="compiled", steps=6, epochs=2, t0=1.0, fail_at=None):
     """A run's events as the runner would stream them: 3 steps per epoch, 0.1 s per step."""
@@ -174,14 +176,6 @@ def test_a_failed_framework_is_explained_in_words_and_the_other_kept(tmp_path, m
     assert set(p.table_frame()["status"]) == {"ok", "failed"}
 
 
-def _alive(pid):
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def test_stop_ends_the_children_and_keeps_finished_runs(results_db):
     p = panel(epochs=300, mode="compiled")  # JAX (first) finishes in seconds, scikit-learn is stopped
     p.run()
@@ -193,7 +187,7 @@ def test_stop_ends_the_children_and_keeps_finished_runs(results_db):
     assert not p.running and result.interrupted
     assert [(r.framework, r.status) for r in result.runs] == [("jax", "ok"), ("sklearn", "interrupted")]
     pids = [e.pid for e in p.events if isinstance(e, Started)]
-    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
     assert "Stopped. 1 finished run(s) kept." in p.message.value
     assert list(load_runs(results_db)["status"]) == ["ok", "interrupted"]
     assert [r.bar_style for r in (row.children[1] for row in p.progress.children)] == ["success", "danger"]

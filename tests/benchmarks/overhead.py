@@ -387,17 +387,6 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
 # ------------------------------------------------------------------ the parent: table and verdict
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_child(framework: str, mode: str, args) -> dict:
     from mlx_explore.runner import child_env
 
@@ -444,6 +433,7 @@ def main(argv=None) -> int:
     runs = [(fw, m) for m in modes for fw in frameworks if not (fw == "sklearn" and m != modes[0])]
 
     from mlx_explore.bench import usable_cores
+    from mlx_explore.runner import cpu_model
 
     print(f"machine: {cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}")  # fmt: skip
