@@ -476,14 +476,17 @@ def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: Run
     deadline = t0 + config.timeout_s if config.timeout_s else None
     terminal = None
     last_step = 0
+
+    def ended(status: str, reason: str) -> Failed:
+        """Kill the child and describe why its run ended early."""
+        _kill(proc)
+        return Failed(name, mode, repeat, status=status, reason=reason, error_tail=_tail(stderr),
+                      time_s=time.perf_counter() - t0)  # fmt: skip
+
     try:
         while True:
             if stop is not None and stop.is_set():
-                _kill(proc)
-                terminal = Failed(name, mode, repeat, status="interrupted",
-                                  reason=f"stopped by the user after {last_step} training steps",
-                                  error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
-                yield terminal
+                yield ended("interrupted", f"stopped by the user after {last_step} training steps")
                 return
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
             if stop is not None:
@@ -493,17 +496,10 @@ def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: Run
             except queue.Empty:
                 if deadline is None or time.perf_counter() < deadline:
                     continue  # only the stop poll woke us
-                _kill(proc)
-                terminal = Failed(name, mode, repeat, status="timeout", reason=f"stopped after the {config.timeout_s:g} s timeout",
-                                  error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
-                yield terminal
+                yield ended("timeout", f"stopped after the {config.timeout_s:g} s timeout")
                 return
             except KeyboardInterrupt:
-                _kill(proc)
-                terminal = Failed(name, mode, repeat, status="interrupted",
-                                  reason=f"interrupted (Ctrl-C) after {last_step} training steps",
-                                  error_tail=_tail(stderr), time_s=time.perf_counter() - t0)  # fmt: skip
-                yield terminal
+                yield ended("interrupted", f"interrupted (Ctrl-C) after {last_step} training steps")
                 raise
             if line is None:
                 break
