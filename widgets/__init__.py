@@ -15,9 +15,10 @@ from .explorer import ResultsExplorer
 from .live import LiveCurves
 from .panel import ComparisonPanel
 from .parity import ParityPlot, relative_differences
+from .sweep import SweepPlot
 
 __all__ = [
-    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "LiveCurves", "ParityPlot", "ResultsExplorer",
+    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "LiveCurves", "ParityPlot", "ResultsExplorer", "SweepPlot",
     "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
 ]  # fmt: skip
 

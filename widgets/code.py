@@ -21,8 +21,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from mlx_explore.config import FRAMEWORKS, MODELS
 from mlx_explore import frameworks as registry
+from mlx_explore.config import FRAMEWORKS, MODELS
 from mlx_explore.frameworks import REGISTRY, UNSUPPORTED_MODEL_REASON
 
 from ._common import color
