@@ -286,3 +286,40 @@ def test_a_stop_event_ends_the_comparison_from_another_thread(results_db, tiny_k
     assert "stopped by the user" in result.run("jax").reason
     assert list(load_runs(results_db)["status"]) == ["ok", "interrupted"]
     assert not any(alive(p) for p in pids)
+
+
+def test_emitter_writes_progress_at_most_every_interval_and_other_events_at_once():
+    """worker.make_emitter: Step/Epoch lines wait in the buffer until a due (or forced) flush; a
+    Started or Finished event is written at once, with everything buffered before it."""
+    import io
+
+    from mlx_explore.events import Epoch, Finished
+    from mlx_explore.worker import make_emitter
+
+    class Pipe(io.StringIO):
+        writes: list[str]
+
+        def flush(self):  # what reached the reader: the buffer's contents at each flush
+            self.writes.append(self.getvalue())
+            self.seek(0)
+            self.truncate()
+
+    pipe, now = Pipe(), [100.0]
+    pipe.writes = []
+    emit, flush = make_emitter(pipe, interval=0.1, clock=lambda: now[0])
+    emit(Started("jax", total_steps=3, epochs=1))
+    assert len(pipe.writes) == 1 and '"kind": "started"' in pipe.writes[0]
+    emit(Step("jax", step=1, epoch=1, loss=2.0, time_s=0.01))
+    now[0] += 0.05
+    flush()  # not due: 0.05 s since the last write
+    emit(Epoch("jax", epoch=1, train_loss=2.0, val_loss=1.9, val_accuracy=0.5, time_s=0.05))
+    assert len(pipe.writes) == 1
+    now[0] += 0.06
+    flush()  # due: 0.11 s
+    assert len(pipe.writes) == 2 and pipe.writes[1].count("\n") == 2 and '"kind": "epoch"' in pipe.writes[1]
+    emit(Step("jax", step=2, epoch=1, loss=1.5, time_s=0.12))
+    flush(force=True)
+    assert len(pipe.writes) == 3 and '"step": 2' in pipe.writes[2]
+    emit(Step("jax", step=3, epoch=1, loss=1.0, time_s=0.13))
+    emit(Finished("jax", metrics={}))
+    assert len(pipe.writes) == 4 and '"step": 3' in pipe.writes[3] and '"kind": "finished"' in pipe.writes[3]

@@ -94,7 +94,7 @@ def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = 
 
 
 def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float],
-        flush: Callable[[], None] | None = None) -> tuple[dict, dict]:  # fmt: skip
+        flush: Callable[..., None] | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Run every measured phase of one framework's run; return ``(metrics, notes)``.
 
     Phases, in order (each its own figure, see ``runner.METRIC_DOCS``):
@@ -117,7 +117,8 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
         bundle: the shared inputs.
         emit: receives ``Step`` (every ``config.log_every`` steps) and ``Epoch`` events.
         clock: seconds since the child started (the events' ``time_s``).
-        flush: called after each window's ``Step`` events (``worker.make_emitter``).
+        flush: called after each window's ``Step`` events and, with ``force=True``, when training
+            ends (``worker.make_emitter``: it writes at most every 0.1 s unless forced).
 
     Returns:
         ``metrics``: name -> number or ``None``; ``notes``: metric name -> why it is ``None`` or how
@@ -141,7 +142,7 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
 
 
 def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None], clock: Callable[[], float],
-          flush: Callable[[], None] | None = None) -> tuple[dict, dict]:  # fmt: skip
+          flush: Callable[..., None] | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Phase 1 of :func:`fit`: train all epochs in timed windows, emitting events.
 
     Returns ``(metrics, notes)`` with ``samples_per_s``, ``step_ms``, ``windows``, ``first_step_s``,
@@ -194,6 +195,8 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
         val = loss_and_accuracy(trainer.logits(x_val), bundle.data.y_val)
         emit(Epoch(fw, epoch=e + 1, train_loss=train_loss, val_loss=val["loss"], val_accuracy=val["accuracy"], time_s=clock()))
     train_s = clock_() - t_train
+    if flush is not None:
+        flush(force=True)  # the last epoch reaches the live view before the latency phases
 
     steady = bench.window_stats(windows, batch)
     notes = {}
