@@ -21,7 +21,14 @@ from . import frameworks as registry
 from .parity import RTOL, RTOL_SKLEARN, default_reference, relative_differences
 from .runner import METRIC_DOCS, Comparison
 
-#: Columns of :func:`results_table`, in this order (units in ``METRIC_DOCS``).
+#: What the non-metric columns of :func:`results_table` mean (the metrics are in ``METRIC_DOCS``).
+COLUMN_DOCS = {
+    "status": "ok, or why not: skipped, unsupported, failed, diverged, timeout, interrupted (the reason is in `reason`)",
+    "device": "where the run happened, as the framework names it (cpu, cuda:0, TPU_0, ...)",
+    "reason": "why a run is not ok",
+    **METRIC_DOCS,
+}
+#: Columns of :func:`results_table`, in this order (meanings and units in ``COLUMN_DOCS``).
 TABLE_COLUMNS = (
     "status", "device", "test_accuracy", "samples_per_s", "step_ms_p50", "step_ms_p99", "compile_s",
     "infer_ms_p50", "peak_rss_mb", "mfu", "wall_s",
@@ -289,6 +296,6 @@ def markdown(lines: Iterable[str]) -> str:
 
 
 __all__ = [
-    "METRIC_DOCS", "TABLE_COLUMNS", "findings", "markdown", "parity_findings", "results_table", "runtime_table",
+    "COLUMN_DOCS", "METRIC_DOCS", "TABLE_COLUMNS", "findings", "markdown", "parity_findings", "results_table", "runtime_table",
     "sweep_findings", "sweep_frame",
 ]  # fmt: skip

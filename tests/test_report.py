@@ -168,3 +168,8 @@ def test_findings_label_by_framework_when_one_mode_ran():
     c = comparison([rec("torch", sps=2000), rec("sklearn", mode="eager", sps=1000)], frameworks=["torch", "sklearn"])
     text = "\n".join(report.findings(c))
     assert "torch 2,000 samples/s (2.00x); sklearn 1,000 samples/s." in text and "/compiled" not in text
+
+
+def test_every_table_column_is_explained():
+    assert set(report.TABLE_COLUMNS) | {"reason"} <= set(report.COLUMN_DOCS)
+    assert "[samples/s]" in report.COLUMN_DOCS["samples_per_s"] and "skipped" in report.COLUMN_DOCS["status"]
