@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 
-from ._common import MODE_DASH, Throttle, color
+from ._common import MODE_DASH, Throttle, color, sync_figure_state
 
 X_AXES = {"step": "step", "epoch": "epoch", "seconds": "seconds since the run's process started"}
 PANELS = ("training loss", "validation loss", "validation accuracy")
@@ -142,6 +142,8 @@ class LiveCurves(W.VBox):
             run.status, terminal = event.status, True
         if self.throttle.ready(force=terminal):
             self.flush()
+        if terminal:  # a view created later (page reload, Voila) shows the curves so far
+            sync_figure_state(self.figure)
 
     def attach(self, events: Iterable[Event]) -> list[Event]:
         """Consume an event stream (e.g. ``mlx_explore.iter_compare(...)``) to its end, drawing as it
@@ -151,6 +153,7 @@ class LiveCurves(W.VBox):
             self.update(event)
             seen.append(event)
         self.flush()
+        sync_figure_state(self.figure)
         return seen
 
     def clear(self) -> None:
