@@ -201,18 +201,3 @@ def test_framework_boxes_show_installation_and_devices():
     while time.monotonic() < deadline and "sees:" not in p.framework_notes["sklearn"].value:
         time.sleep(0.2)
     assert p.framework_notes["sklearn"].value == "sees: cpu"
-
-
-def test_a_view_created_after_a_run_ends_sees_its_curves():
-    """plotly's FigureWidget sends changes as deltas to the views that exist; its synced state (what a
-    later view, a reloaded page or Voila, starts from) must hold the curves once a run has ended."""
-    curves = LiveCurves()
-    curves.figure._repr_mimebundle_()  # displayed while empty, as in a notebook
-    assert curves.figure._widget_data == []
-    events = recorded("jax")
-    for e in events[:-1]:
-        curves.update(e)
-    assert curves.figure._widget_data == []  # mid-run: deltas only, no full state sent per redraw
-    curves.update(events[-1])  # Finished
-    state = curves.figure._widget_data
-    assert len(state) == 3 and list(state[0]["x"]) == [1, 2, 3, 4, 5, 6]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from copy import deepcopy
 
 #: One colour per framework, the same in every widget and notebook (plotly's default qualitative
 #: palette, https://plotly.com/python/discrete-color/).
@@ -59,17 +58,3 @@ class Throttle:
             self._last = now
             return True
         return False
-
-
-def sync_figure_state(fig) -> None:
-    """Make a plotly ``FigureWidget``'s synced widget state match its current data and layout.
-
-    ``FigureWidget`` sends later changes to the views that exist as deltas (``_py2js_*`` messages)
-    and sets its synced state (``_widget_data``, ``_widget_layout``) only when it is created and
-    when it is displayed (plotly ``basewidget.py``). A view created afterwards (a reloaded page,
-    Voila rendering a cell's outputs after the cell ran, a second ``display``) would show the
-    figure as it was when displayed: empty, for live curves. Called after the updates that should
-    survive (a run's end, a sweep point), not on every redraw.
-    """
-    fig._widget_layout = deepcopy(fig._layout_obj._props)
-    fig._widget_data = deepcopy(fig._data)

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 
-from ._common import MODE_DASH, Throttle, color, sync_figure_state
+from ._common import MODE_DASH, Throttle, color
 
 X_AXES = {"step": "step", "epoch": "epoch", "seconds": "seconds since the run's process started"}
 PANELS = ("training loss", "validation loss", "validation accuracy")
@@ -142,8 +142,6 @@ class LiveCurves(W.VBox):
             run.status, terminal = event.status, True
         if self.throttle.ready(force=terminal):
             self.flush()
-        if terminal:  # a view created later (page reload, Voila) shows the curves so far
-            sync_figure_state(self.figure)
 
     def attach(self, events: Iterable[Event]) -> list[Event]:
         """Consume an event stream (e.g. ``mlx_explore.iter_compare(...)``) to its end, drawing as it
@@ -153,7 +151,6 @@ class LiveCurves(W.VBox):
             self.update(event)
             seen.append(event)
         self.flush()
-        sync_figure_state(self.figure)
         return seen
 
     def clear(self) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import MODE_DASH, color, sync_figure_state
+from ._common import MODE_DASH, color
 
 PANELS = ("training throughput [samples/s]", "rank (1 = fastest)", "compiled / eager throughput")
 COLUMNS = ("batch_size", "framework", "mode", "samples_per_s")
@@ -105,5 +105,4 @@ class SweepPlot(W.VBox):
             # "no gain" line at 1 across the third panel
             self.figure.layout.shapes = [dict(type="line", xref="x3 domain", x0=0, x1=1, yref="y3", y0=1, y1=1,
                                               line=dict(color="grey", dash="dash", width=1))] if len(t) else []
-        sync_figure_state(self.figure)  # views created later (a reload, Voila) show this state
         self.table = t.drop(columns="run")
