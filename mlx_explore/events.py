@@ -2,7 +2,9 @@
 
 A CLI, a widget, a test and a results store all consume the same stream (DESIGN.md, "The flow of
 one comparison"). Per framework the order is ``started``, then ``step`` / ``epoch`` events, then
-exactly one of ``finished`` or ``failed``; a framework that never starts gets one ``skipped``.
+exactly one of ``finished`` or ``failed``
+(the training child sends its steps a window at a time, as ``steps`` events, which the runner
+expands into ``step`` events); a framework that never starts gets one ``skipped``.
 
 ``time_s`` is wall-clock seconds since the framework's child process started (``time.perf_counter``).
 Every event names its run by ``framework``, ``mode`` (``eager``/``compiled``; ``""`` before the
@@ -100,6 +102,35 @@ _STEP_PREFIX: dict[tuple, str] = {}
 
 
 @dataclass
+class Steps(Event):
+    """The logged steps of one timing window, as one line: what the training child sends.
+
+    A window has up to ``frameworks.common.WINDOW_STEPS`` steps and never crosses an epoch, so
+    ``epoch`` is one number; ``steps`` (1-based) and ``losses`` (mean cross-entropy of each step's
+    batch, before its update) are parallel lists. The runner hands them on as :class:`Step` events
+    (:meth:`expand`), so consumers see one event per step while the child pays for one JSON line
+    per window (``tests/benchmarks/overhead.py``).
+    """
+
+    kind: ClassVar[str] = "steps"
+    epoch: int = 0
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    time_s: float = 0.0
+
+    def expand(self) -> list[Step]:
+        """One :class:`Step` per logged step, all with this window's ``time_s``.
+
+        Raises:
+            ValueError: ``steps`` and ``losses`` differ in length.
+        """
+        if len(self.steps) != len(self.losses):
+            raise ValueError(f"Steps event: {len(self.steps)} steps but {len(self.losses)} losses")
+        fw, mode, rep, epoch, t = self.framework, self.mode, self.repeat, self.epoch, self.time_s
+        return [Step(fw, mode, rep, step=s, epoch=epoch, loss=loss, time_s=t) for s, loss in zip(self.steps, self.losses)]
+
+
+@dataclass
 class Epoch(Event):
     """End of an epoch: mean training loss of its steps, validation loss and accuracy."""
 
@@ -148,7 +179,7 @@ class Skipped(Event):
     reason: str = ""
 
 
-EVENT_TYPES = {cls.kind: cls for cls in (Started, Step, Epoch, Finished, Failed, Skipped)}
+EVENT_TYPES = {cls.kind: cls for cls in (Started, Step, Steps, Epoch, Finished, Failed, Skipped)}
 
 
 def from_json(line: str) -> Event:

@@ -31,7 +31,7 @@ from . import __version__
 from . import frameworks as fw_registry
 from .bundle import prepare
 from .config import RunConfig
-from .events import Epoch, Event, Failed, Finished, Skipped, Started, Step, from_json
+from .events import Epoch, Event, Failed, Finished, Skipped, Started, Step, Steps, from_json
 
 #: What each metric in a run's ``metrics`` means (units in brackets). ``None`` where a figure does
 #: not exist for that run; the run's ``notes`` then say why.
@@ -508,6 +508,11 @@ def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: Run
             except ValueError:
                 continue  # not an event line
             event.mode, event.repeat = mode, repeat
+            if isinstance(event, Steps):  # one line per timing window: hand on one Step per step
+                for step in event.expand():
+                    last_step = step.step
+                    yield step
+                continue
             if isinstance(event, Step):
                 last_step = event.step
             if isinstance(event, Finished):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlx_explore import compare
@@ -323,3 +324,97 @@ def test_emitter_writes_progress_at_most_every_interval_and_other_events_at_once
     emit(Step("jax", step=3, epoch=1, loss=1.0, time_s=0.13))
     emit(Finished("jax", metrics={}))
     assert len(pipe.writes) == 4 and '"step": 3' in pipe.writes[3] and '"kind": "finished"' in pipe.writes[3]
+    assert pipe.writes[3].index('"step": 3') < pipe.writes[3].index('"kind": "finished"')  # emit order kept
+
+
+def test_emitter_serializes_progress_only_when_it_writes(monkeypatch):
+    """Progress events are serialized at the flush that writes them, not at emit: the training
+    loop's windows pay for an append, not for json.dumps (tests/benchmarks/overhead.py)."""
+    import io
+
+    from mlx_explore.events import Steps, from_json
+    from mlx_explore.worker import make_emitter
+
+    calls = []
+    real = Steps.to_json
+    monkeypatch.setattr(Steps, "to_json", lambda self: calls.append(self) or real(self))
+    stream, now = io.StringIO(), [0.0]
+    emit, flush = make_emitter(stream, interval=0.1, clock=lambda: now[0])
+    events = [Steps("jax", epoch=1, steps=[2 * k + 1, 2 * k + 2], losses=[1.0 / (k + 1), 0.5], time_s=k) for k in range(3)]
+    for ev in events:
+        emit(ev)
+        flush()  # not due
+    assert calls == [] and stream.getvalue() == ""
+    now[0] = 0.2
+    flush()
+    assert calls == events
+    assert [from_json(line) for line in stream.getvalue().splitlines()] == events
+
+
+def test_steps_event_expands_to_one_step_per_logged_step():
+    from mlx_explore.events import Steps, from_json
+
+    ev = Steps("torch", "compiled", 2, epoch=3, steps=[18, 21], losses=[0.5, 0.25], time_s=1.5)
+    back = from_json(ev.to_json())
+    assert back == ev
+    assert back.expand() == [Step("torch", "compiled", 2, step=18, epoch=3, loss=0.5, time_s=1.5),
+                             Step("torch", "compiled", 2, step=21, epoch=3, loss=0.25, time_s=1.5)]  # fmt: skip
+    with pytest.raises(ValueError, match="2 steps but 1 losses"):
+        Steps("jax", steps=[1, 2], losses=[0.1]).expand()
+
+
+class _KnownLossTrainer:
+    """The trainer protocol in NumPy with a loss known in advance: step ``i`` (1-based) returns
+    ``1 / i``, or NaN at ``nan_at``. It records the batches it was given."""
+
+    name, device, device_name, device_kind = "known", "cpu", "cpu", "cpu"
+
+    def __init__(self, nan_at=None):
+        self.i, self.nan_at, self.batches = 0, nan_at, []
+
+    def indices(self, rows):
+        return [r.copy() for r in rows]
+
+    def train_step(self, idx):
+        self.i += 1
+        self.batches.append(idx)
+        return float("nan") if self.i == self.nan_at else 1.0 / self.i
+
+    def losses(self, handles):
+        return np.asarray(handles, dtype=np.float64)
+
+    def logits(self, x):
+        return np.zeros((len(x), 10), np.float32)
+
+
+@pytest.mark.parametrize("log_every", [1, 3, 4])
+def test_training_loop_logs_every_kth_step_with_its_own_loss_and_visits_every_batch(log_every):
+    from mlx_explore import bundle as bundle_mod
+    from mlx_explore.config import RunConfig
+    from mlx_explore.events import Epoch, Steps
+    from mlx_explore.frameworks.common import train
+
+    config = RunConfig.build(model="mlp", dataset="digits", hidden=(8,), epochs=3, batch_size=256, log_every=log_every)
+    bundle = bundle_mod.prepare(config)
+    trainer, events = _KnownLossTrainer(), []
+    metrics, _ = train(trainer, bundle, events.append, lambda: 0.0)
+    total = bundle.order.shape[0] * bundle.order.shape[1]
+    steps = [s for ev in events if isinstance(ev, Steps) for s in ev.expand()]
+    assert [s.step for s in steps] == list(range(log_every, total + 1, log_every))
+    assert [s.loss for s in steps] == [1.0 / s.step for s in steps]
+    per_epoch = bundle.order.shape[1]
+    assert [s.epoch for s in steps] == [(s.step - 1) // per_epoch + 1 for s in steps]
+    assert [ev.epoch for ev in events if isinstance(ev, Epoch)] == [1, 2, 3]
+    np.testing.assert_array_equal(np.array(trainer.batches), bundle.order.reshape(total, -1))
+    assert metrics["steps"] == total
+
+
+def test_training_loop_stops_at_the_first_nonfinite_loss():
+    from mlx_explore import bundle as bundle_mod
+    from mlx_explore.config import RunConfig
+    from mlx_explore.frameworks.common import Diverged, train
+
+    bundle = bundle_mod.prepare(RunConfig.build(model="mlp", dataset="digits", hidden=(8,), epochs=3, batch_size=256))
+    with pytest.raises(Diverged) as info:
+        train(_KnownLossTrainer(nan_at=7), bundle, lambda ev: None, lambda: 0.0)
+    assert info.value.step == 7

@@ -19,13 +19,13 @@ precision) and returns them **read back from the framework**, to be recorded wit
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from .. import bench
 from ..bundle import Bundle
-from ..events import Epoch, Event, Step
+from ..events import Epoch, Event, Steps
 from ..metrics import classification_metrics, loss_and_accuracy
 
 #: Longest timing window [steps]; also how often step events reach a live plot.
@@ -62,9 +62,16 @@ class TrainerProtocol(Protocol):
     device_name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3"
     device_kind: str  # "cpu", "gpu" or "tpu"
 
-    def train_step(self, idx: np.ndarray) -> Any:
-        """One optimizer step on training rows ``idx`` (``int64 (B,)``); returns the batch loss
-        (mean cross-entropy before the update) as a device value, without synchronizing."""
+    def indices(self, rows: np.ndarray) -> Sequence[Any]:
+        """Training rows ``int64 (steps, B)`` (one epoch's batches, or some of them) in the form
+        :meth:`train_step` takes, converted once for all of them (a PyTorch tensor, on the device):
+        ``indices(rows)[i]`` is step ``i``'s batch. Per-step conversions cost microseconds that a
+        window's steps would otherwise pay one by one."""
+
+    def train_step(self, idx: Any) -> Any:
+        """One optimizer step on the training rows ``idx`` (an element of :meth:`indices`); returns
+        the batch loss (mean cross-entropy before the update) as a device value, without
+        synchronizing."""
 
     def losses(self, handles: list[Any]) -> np.ndarray:
         """Bring step losses to the host as ``float64 (len(handles),)``; this is the sync point."""
@@ -102,7 +109,7 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
     1. **training**: all epochs of ``bundle.order``, cut into timed windows
        (:func:`bench.window_lengths`); the first step is timed alone (trace + compile); the
        steady windows give ``samples_per_s`` (median) and ``cpu_parallelism``; validation after
-       each epoch, outside the windows. ``Step``/``Epoch`` events are emitted between windows.
+       each epoch, outside the windows. ``Steps``/``Epoch`` events are emitted between windows.
     2. **evaluation** of the test split (``eval_s``, accuracy, F1, ROC-AUC, loss).
     3. **step latency**: ``config.latency_steps`` further training steps (replaying the first
        epoch's batches), each followed by a sync: ``step_ms_p50/p95/p99``. These steps come after
@@ -115,9 +122,10 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
     Args:
         trainer: a built framework trainer.
         bundle: the shared inputs.
-        emit: receives ``Step`` (every ``config.log_every`` steps) and ``Epoch`` events.
+        emit: receives a ``Steps`` event per timing window (its steps that are multiples of
+            ``config.log_every``) and an ``Epoch`` event per epoch.
         clock: seconds since the child started (the events' ``time_s``).
-        flush: called after each window's ``Step`` events and, with ``force=True``, when training
+        flush: called after each window's ``Steps`` event and, with ``force=True``, when training
             ends (``worker.make_emitter``: it writes at most every 0.1 s unless forced).
 
     Returns:
@@ -164,13 +172,14 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
     train_loss = float("nan")
     clock_ = time.perf_counter
     t_train = clock_()
+    every = cfg.log_every
     for e, lengths in enumerate(plan):
         epoch_losses = []
+        rows = trainer.indices(order[e])  # converted once an epoch, as a hand-written loop would
         s = 0
         for n in lengths:
-            rows = order[e, s : s + n]
             c0, t0 = bench.cpu_seconds(), clock_()
-            handles = [trainer.train_step(idx) for idx in rows]
+            handles = [trainer.train_step(idx) for idx in rows[s : s + n]]
             window_losses = trainer.losses(handles)  # the sync that ends the window
             dt = clock_() - t0
             if e == 0 and s == 0:
@@ -178,15 +187,15 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
             else:
                 windows.append((n, dt))
                 busy_cpu, busy_wall = busy_cpu + bench.cpu_seconds() - c0, busy_wall + dt
-            now = clock()
             first = e * steps + s + 1
-            bad = ~np.isfinite(window_losses)
-            if bad.any():
-                j = int(np.argmax(bad))
+            if not np.isfinite(window_losses).all():
+                j = int(np.argmin(np.isfinite(window_losses)))
                 raise Diverged(first + j, float(window_losses[j]))
-            for j in range(0, n):
-                if (first + j) % cfg.log_every == 0:
-                    emit(Step(fw, step=first + j, epoch=e + 1, loss=float(window_losses[j]), time_s=now))
+            # One event for the window's logged steps (the runner expands it into Step events).
+            logged = range(first, first + n) if every == 1 else range(first + (-first) % every, first + n, every)
+            if logged:
+                losses = window_losses.tolist() if every == 1 else window_losses[np.subtract(logged, first)].tolist()
+                emit(Steps(fw, epoch=e + 1, steps=list(logged), losses=losses, time_s=clock()))
             if flush is not None:
                 flush()
             epoch_losses.append(window_losses)
@@ -240,8 +249,9 @@ def step_latency(trainer: TrainerProtocol, order: np.ndarray, n: int) -> dict:
 
     Batches replay ``order`` from its start (cycling); two untimed warm-up steps come first.
     """
-    rows = order.reshape(-1, order.shape[-1])
-    times = bench.time_calls(lambda i: trainer.train_step(rows[i % len(rows)]), lambda h: trainer.losses([h]), n, warmup=2)
+    flat = order.reshape(-1, order.shape[-1])
+    rows = trainer.indices(flat[np.arange(n + 2) % len(flat)])  # converted before the clock starts
+    times = bench.time_calls(lambda i: trainer.train_step(rows[i]), lambda h: trainer.losses([h]), n, warmup=2)
     return {f"step_ms_{k}": v * 1e3 for k, v in bench.percentiles(times).items()}
 
 

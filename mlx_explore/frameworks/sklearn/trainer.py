@@ -69,6 +69,9 @@ class Trainer:
         # it already made (nothing is drawn from it with shuffle=False, so results are unchanged).
         self.model.random_state = self.model._random_state
 
+    def indices(self, rows):
+        return rows
+
     def train_step(self, idx):
         self.model.partial_fit(self.x[idx], self.y[idx])
         return self.model.loss_

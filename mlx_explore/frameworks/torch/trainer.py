@@ -164,11 +164,13 @@ class Trainer:
         t = torch.as_tensor(x, device=self.dev)
         return t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t  # NHWC -> NCHW
 
+    def indices(self, rows):
+        # One tensor for all the rows, as a hand-written loop converts its batch order: from_numpy
+        # shares the memory on a CPU, one copy to an accelerator. Steps get row views.
+        t = torch.from_numpy(rows)
+        return t if self.dev.type == "cpu" else t.to(self.dev)
+
     def train_step(self, idx):
-        if not self.model.training:
-            self.model.train()
-        # from_numpy shares memory (~1 us); as_tensor(idx, device=...) costs ~60 us a step on a CPU.
-        idx = torch.from_numpy(idx) if self.dev.type == "cpu" else torch.from_numpy(idx).to(self.dev, non_blocking=True)
         return self._step(self.x[idx], self.y[idx])
 
     def losses(self, handles):
@@ -177,7 +179,10 @@ class Trainer:
     @torch.inference_mode()
     def logits(self, x):
         self.model.eval()
-        return batched(lambda xb: self._forward(self._inputs(xb)).cpu().numpy(), x)
+        try:
+            return batched(lambda xb: self._forward(self._inputs(xb)).cpu().numpy(), x)
+        finally:
+            self.model.train()  # back to training mode here, so train_step never checks
 
     def peak_device_mb(self):
         if self.dev.type == "cuda":
