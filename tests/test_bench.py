@@ -136,3 +136,46 @@ def test_the_fast_step_json_is_the_same_json():
         assert json.loads(text) == json.loads(Event.to_json(step)) or step.loss != step.loss
         back = from_json(text)
         assert back == step or (back.loss != back.loss and step.loss != step.loss)
+
+
+def _overhead_module():
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("overhead_bench", ROOT / "tests" / "benchmarks" / "overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_ratios_and_their_intervals_on_synthetic_rounds():
+    ov = _overhead_module()
+    rng = np.random.default_rng(0)
+    minimal = 1000 * (1 + 0.05 * rng.standard_normal(30))
+    ratio, lo, hi = ov.round_ratio(0.9 * minimal, minimal)  # a harness 10 % slower, round by round
+    assert ratio == pytest.approx(0.9) and lo == pytest.approx(0.9) and hi == pytest.approx(0.9)
+    ratio, lo, hi = ov.round_ratio(1000 * (1 + 0.05 * rng.standard_normal(30)), minimal)  # no difference
+    assert lo < 1.0 < hi and hi - lo < 0.1
+    epochs = [list(0.010 * (1 + 0.01 * rng.standard_normal(39))) for _ in range(6)]
+    slower = [[t * 1.04 for t in r] for r in epochs]
+    ratio, lo, hi = ov.epoch_ratio(slower, epochs)  # minimal / harness epoch time
+    assert ratio == pytest.approx(1 / 1.04) and lo == pytest.approx(1 / 1.04) and hi == pytest.approx(1 / 1.04)
+    assert ov.epoch_seconds([(0, 1), (5, 6), (9, 10)], [(0, 2), (5, 7), (9, 11)]) == [3, 2]
+
+
+def test_overhead_benchmark_runs_end_to_end_and_its_control():
+    """The benchmark script itself (scikit-learn: seconds), and its A/A control, print a row with
+    a ratio; its figures are not checked here (benchmarks, not timed tests)."""
+    from .conftest import ROOT
+
+    script = str(ROOT / "tests" / "benchmarks" / "overhead.py")
+    for extra in ([], ["--control"]):
+        proc = subprocess.run([sys.executable, script, "--frameworks", "sklearn", "--rounds", "2", "--processes", "2",
+                               "--epochs", "3", "--threads", "1", *extra], capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        row = next(line for line in proc.stdout.splitlines() if line.startswith("sklearn"))
+        assert float(row.split()[4]) > 0 and ("ok" in row or "SLOW" in row)
+        assert "ratio per process" in proc.stdout and ("A/A CONTROL" in proc.stdout) == bool(extra)
+    bad = subprocess.run([sys.executable, script, "--frameworks", "mxnet"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "allowed: torch, jax, tensorflow, sklearn" in bad.stderr

@@ -12,12 +12,14 @@ How. Same process, same data, same threads (the child gets ``runner.child_env`` 
 like ``worker.py``). After one untimed warm-up round each (tracing and compilation), the two are
 timed in alternating rounds (ABBA order, so drift and noise from other processes hit both
 alike); each round is every step of ``--epochs`` epochs, and its samples/s is
-``steps * batch / seconds``; the figures are medians over ``--rounds`` rounds. The harness round
-is everything ``train`` does: per-step ``Step`` events, each written as ``event.to_json()`` to a
-block-buffered OS pipe that another process drains, flushed at each window's end
-(``worker.make_emitter``, as ``worker.py`` streams them to the runner),
-window syncs, divergence checks, ``Epoch`` events. The minimal loop reads its loss back at the end
-of each epoch (the sync).
+``steps * batch / seconds``; the figures are medians over ``--rounds`` rounds, split over
+``--processes`` child processes (each has its own memory layout and compiled code, worth a per
+cent or two either way), and the ratio's 90 % interval is a bootstrap over rounds. The harness round is everything ``train`` does: the
+per-epoch index conversion (``Trainer.indices``), window syncs and timing, divergence checks, a
+``Steps`` event per window and an ``Epoch`` event per epoch, serialized and written to a
+block-buffered OS pipe that another process drains every 0.1 s (``worker.make_emitter``, as
+``worker.py`` streams them to the runner). The minimal loop reads its loss back at the end of each
+epoch (the sync).
 
 Validation. ``train`` validates after every epoch (logits of the validation split, then their
 metrics). That is not training, so its time is taken out, and so that both do the same work the
@@ -27,14 +29,16 @@ the trainer's is, and the same ``loss_and_accuracy``). In both, those calls are 
 round's wall time (``val ms`` in the table). What is not subtracted is the price both pay for
 switching to other work between epochs: the first steps after a validation run on cold caches.
 ``reported/s`` is the figure the harness itself publishes as ``samples_per_s`` (median over its
-timed windows, which contain no validation), for information; ``best`` is the ratio of the two
-fastest rounds, which a noisy neighbour disturbs least.
+timed windows, which contain no validation), for information. ``epoch ratio`` is a diagnostic
+with far less noise: the median epoch's training time (from the end of one validation to the
+start of the next), minimal over harness, pooled over all rounds.
 
 Run it (read ratios, never absolute times, and run it twice to see the noise)::
 
     python tests/benchmarks/overhead.py                        # all four frameworks, compiled mode
-    python tests/benchmarks/overhead.py --frameworks torch,jax --mode eager --rounds 7
+    python tests/benchmarks/overhead.py --frameworks torch,jax --mode eager --rounds 9
     python tests/benchmarks/overhead.py --threads 1 --check    # exit 1 if any ratio < 0.95
+    python tests/benchmarks/overhead.py --threads 1 --control  # A/A: what "no difference" looks like
 
 Threads are all usable cores by default, as in a comparison. On a small machine that other
 processes share, ``--threads 1`` gives far steadier figures: with every core busy elsewhere,
@@ -42,13 +46,23 @@ multi-threaded BLAS/OpenMP steps wait for descheduled threads, and those stalls 
 microseconds this benchmark looks for. ``--sink devnull|none`` (diagnostics) sends the events to
 ``os.devnull`` or only serializes them, to see what the pipe itself costs.
 
+Calibration. ``--control`` puts a second, independent instance of the minimal loop where the
+harness was, so every ratio should be 1: how far it strays (on the development machine,
+2026-11-21: 0.99-1.01 in the epoch ratio, up to 1.05 for whole rounds in one process) is the
+floor of what this method can resolve on that machine.
+
 Reading the ratio. Below 0.95 means the harness spends more than 5 % of the minimal loop's time
-on its own work: per-step index conversion or device placement in ``Trainer.train_step``, the
-``Step`` event's JSON and write, the window-end loss read-back and bookkeeping (digits has 9 steps
-per epoch and windows never cross an epoch, so these are spread over 9 steps only). Compare
-``Trainer.train_step`` with the minimal step to find which. Ratios above 1 are noise. ``pairs``
-shows the spread of the per-round ratios: when it is wider than the 5 % margin the machine was
-too noisy for a verdict, so run again with more rounds (``--rounds 9``) and look at ``best`` too.
+on its own work: per-step work in ``Trainer.train_step``, the events, the window-end loss
+read-back and bookkeeping (digits has 9 steps per epoch and windows never cross an epoch, so
+these are spread over 9 steps only). Compare ``Trainer.train_step`` with the minimal step to find
+which. Ratios above 1 are noise (or, for TensorFlow, ``indices`` converting an epoch's batches in
+one call where the minimal loop makes one ``tf.constant`` a step). When the 90 % interval is
+wider than the 5 % margin the machine was too noisy for a verdict: run again with more rounds.
+
+What this found (2026-11-21, 2-core VM): a per-step ``torch.from_numpy`` of each batch's indices,
+an explicit ``jax.device_put`` before JAX's validation forward (it slowed the epoch after it), and
+serializing events at every window cost 1-3 % each; ``Trainer.indices``, host inputs passed
+straight to ``jit``, and serialization at flush time (every 0.1 s) removed them.
 """
 
 from __future__ import annotations
@@ -251,10 +265,15 @@ MINIMAL = {"torch": minimal_torch, "jax": minimal_jax, "tensorflow": minimal_ten
 
 
 class Stopwatch:
-    """Accumulates the time spent inside the functions it wraps."""
+    """Accumulates the time spent inside the functions it wraps, and keeps each call's
+    ``(start, end)`` in ``calls`` (perf_counter seconds)."""
 
     def __init__(self):
         self.seconds = 0.0
+        self.calls: list[tuple[float, float]] = []
+
+    def reset(self):
+        self.seconds, self.calls = 0.0, []
 
     def wrap(self, fn):
         def timed(*args, **kwargs):
@@ -262,9 +281,17 @@ class Stopwatch:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - t0
+                t1 = time.perf_counter()
+                self.seconds += t1 - t0
+                self.calls.append((t0, t1))
 
         return timed
+
+
+def epoch_seconds(starts: list[tuple[float, float]], ends: list[tuple[float, float]]) -> list[float]:
+    """Training time of epochs 2..E [s]: from the end of one epoch's validation (``ends[k-1]``)
+    to the start of the next one's (``starts[k]``). Everything the loop does between them counts."""
+    return [s[0] - e[1] for s, e in zip(starts[1:], ends[:-1])]
 
 
 def event_sink(kind: str = "pipe"):
@@ -301,7 +328,8 @@ def event_sink(kind: str = "pipe"):
     return stream, close
 
 
-def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | None, sink: str = "pipe") -> dict:
+def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | None, sink: str = "pipe",
+          control: bool = False) -> dict:  # fmt: skip
     from mlx_explore import bundle as bundle_mod
     from mlx_explore.frameworks import common, trainer_module
     from mlx_explore.metrics import loss_and_accuracy
@@ -319,9 +347,11 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     settle()  # as worker.py does before training: the heap so far is frozen out of the collector's way
 
     # Validation after each epoch, in both, is timed call by call and subtracted from the round.
-    val, mval = Stopwatch(), Stopwatch()
-    trainer.logits = val.wrap(trainer.logits)
-    common.loss_and_accuracy = val.wrap(common.loss_and_accuracy)
+    # The harness validates in two calls (logits, then their metrics): the first's start ends an
+    # epoch's training, the second's end starts the next one.
+    vlog, vmet, mval = Stopwatch(), Stopwatch(), Stopwatch()
+    trainer.logits = vlog.wrap(trainer.logits)
+    common.loss_and_accuracy = vmet.wrap(common.loss_and_accuracy)
     x_val, y_val = bundle.inputs(bundle.data.x_val), bundle.data.y_val
     validate = mval.wrap(lambda: loss_and_accuracy(predict(x_val), y_val))
 
@@ -336,25 +366,36 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     samples = epochs_ * steps_per_epoch * batch
 
     def harness_round() -> dict:
-        val.seconds = 0.0
+        vlog.reset(), vmet.reset()
         gc.collect()
         t0 = time.perf_counter()
         metrics, _ = common.train(trainer, bundle, emit, clock, flush)
         wall = time.perf_counter() - t0
-        return {"sps": samples / (wall - val.seconds), "reported": metrics["samples_per_s"], "val_s": val.seconds,
-                "val_loss": metrics["val_loss"]}  # fmt: skip
+        val_s = vlog.seconds + vmet.seconds
+        return {"sps": samples / (wall - val_s), "reported": metrics["samples_per_s"], "val_s": val_s,
+                "val_loss": metrics["val_loss"], "epoch_s": epoch_seconds(vlog.calls, vmet.calls)}  # fmt: skip
 
-    def minimal_round() -> dict:
-        mval.seconds = 0.0
-        gc.collect()
-        t0 = time.perf_counter()
-        for batches in bundle.order:
-            loss = train_epoch(batches)
-            v = validate()
-        wall = time.perf_counter() - t0
-        if not np.isfinite(loss):
-            raise RuntimeError(f"the minimal {framework} loop diverged (loss {loss})")
-        return {"sps": samples / (wall - mval.seconds), "val_s": mval.seconds, "val_loss": v["loss"]}
+    def minimal_rounds(train_epoch, validate, watch):
+        def minimal_round() -> dict:
+            watch.reset()
+            gc.collect()
+            t0 = time.perf_counter()
+            for batches in bundle.order:
+                loss = train_epoch(batches)
+                v = validate()
+            wall = time.perf_counter() - t0
+            if not np.isfinite(loss):
+                raise RuntimeError(f"the minimal {framework} loop diverged (loss {loss})")
+            return {"sps": samples / (wall - watch.seconds), "reported": float("nan"), "val_s": watch.seconds,
+                    "val_loss": v["loss"], "epoch_s": epoch_seconds(watch.calls, watch.calls)}  # fmt: skip
+
+        return minimal_round
+
+    minimal_round = minimal_rounds(train_epoch, validate, mval)
+    if control:  # A/A: a second, independent minimal loop stands in for the harness
+        train_epoch2, predict2 = MINIMAL[framework](bundle, mode == "compiled")
+        watch2 = Stopwatch()
+        harness_round = minimal_rounds(train_epoch2, watch2.wrap(lambda: loss_and_accuracy(predict2(x_val), y_val)), watch2)
 
     warm = harness_round(), minimal_round()  # tracing and compilation, untimed
     h, m = [], []
@@ -372,9 +413,12 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
         "steps": int(epochs_ * steps_per_epoch),
         "batch": int(batch),
         "rounds": rounds,
+        "control": control,
         "harness_sps": [x["sps"] for x in h],
         "harness_reported_sps": [x["reported"] for x in h],
         "minimal_sps": [x["sps"] for x in m],
+        "harness_epoch_s": [x["epoch_s"] for x in h],  # per round: epochs 2..E
+        "minimal_epoch_s": [x["epoch_s"] for x in m],
         "val_s": [x["val_s"] for x in h],
         "minimal_val_s": [x["val_s"] for x in m],
         "warmup_s": {"harness": samples / warm[0]["sps"], "minimal": samples / warm[1]["sps"]},  # validation excluded
@@ -386,17 +430,56 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     }
 
 
-# ------------------------------------------------------------------ the parent: table and verdict
+# ------------------------------------------------------------------ the parent: statistics, table, verdict
 
 
-def run_child(framework: str, mode: str, args) -> dict:
+def bootstrap_ci(stat, n_rounds: int, level: float = 0.90, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat(rounds)`` over rounds drawn with replacement.
+
+    A round is the unit (its harness and minimal figures are resampled together, so the ABBA
+    pairing survives, and epochs of one round, which share its noise, stay together): Efron &
+    Tibshirani, "An Introduction to the Bootstrap" (1993), ch. 13 (percentile intervals).
+    ``stat`` takes an ``int (n_rounds,)`` index array.
+    """
+    rng = np.random.default_rng(seed)
+    values = [stat(rng.integers(0, n_rounds, n_rounds)) for _ in range(resamples)]
+    lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def round_ratio(harness_sps, minimal_sps) -> tuple[float, float, float]:
+    """``(ratio, lo, hi)``: median harness samples/s over rounds / median minimal samples/s, and
+    its 90 % bootstrap interval. Whole rounds: every cost of the harness is in it."""
+    h, m = np.asarray(harness_sps, float), np.asarray(minimal_sps, float)
+    return (float(np.median(h) / np.median(m)), *bootstrap_ci(lambda i: np.median(h[i]) / np.median(m[i]), len(h)))
+
+
+def epoch_ratio(harness_epochs, minimal_epochs) -> tuple[float, float, float]:
+    """``(ratio, lo, hi)``: median epoch time of the minimal loop / the harness's, over every
+    epoch of every round (epochs 2..E: each round's first epoch holds its one-off costs), and its
+    90 % bootstrap interval over rounds. Many more samples than rounds, so a far narrower
+    interval; a cost paid in fewer than half the epochs (the event writes every 0.1 s) is not in
+    it, which is why the verdict is on whole rounds."""
+    h = [np.asarray(r, float) for r in harness_epochs]
+    m = [np.asarray(r, float) for r in minimal_epochs]
+
+    def stat(i):
+        return np.median(np.concatenate([m[k] for k in i])) / np.median(np.concatenate([h[k] for k in i]))
+
+    return (float(stat(np.arange(len(h)))), *bootstrap_ci(stat, len(h), resamples=500))
+
+
+def run_child(framework: str, mode: str, args, rounds: int) -> dict:
+    """One child process measuring ``framework`` for ``rounds`` rounds; its JSON result, or
+    ``{"error": ...}`` with the end of its output."""
     from mlx_explore.runner import child_env
 
     cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--mode", mode,
-           "--rounds", str(args.rounds), "--epochs", str(args.epochs)]  # fmt: skip
+           "--rounds", str(rounds), "--epochs", str(args.epochs), "--sink", args.sink]  # fmt: skip
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    cmd += ["--sink", args.sink]
+    if args.control:
+        cmd.append("--control")
     env = child_env(make_config(mode, args.epochs, args.threads))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -406,11 +489,32 @@ def run_child(framework: str, mode: str, args) -> dict:
     return json.loads(lines[-1])
 
 
+def measure(framework: str, mode: str, args) -> dict:
+    """``args.rounds`` rounds split over ``args.processes`` child processes, run one after the
+    other, pooled. Each process has its own memory layout and compiled code, which moves its
+    ratio by a per cent or two (the A/A control shows it); several processes average that out.
+    ``ratio_per_process`` keeps each one's figure."""
+    per = [args.rounds // args.processes + (i < args.rounds % args.processes) for i in range(args.processes)]
+    parts = [run_child(framework, mode, args, n) for n in per if n > 0]
+    bad = [p for p in parts if "error" in p]
+    if bad:
+        return bad[0]
+    out = dict(parts[0])
+    for key in ("harness_sps", "harness_reported_sps", "minimal_sps", "harness_epoch_s", "minimal_epoch_s", "val_s", "minimal_val_s"):
+        out[key] = [x for p in parts for x in p[key]]
+    out["rounds"], out["processes"] = sum(p["rounds"] for p in parts), len(parts)
+    out["ratio_per_process"] = [statistics.median(p["harness_sps"]) / statistics.median(p["minimal_sps"]) for p in parts]
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     p.add_argument("--mode", choices=("compiled", "eager", "both"), default="compiled")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=15, help="rounds per framework and mode, over all processes")
+    p.add_argument("--processes", type=int, default=3, help="child processes per framework and mode (rounds split between them)")
+    p.add_argument("--control", action="store_true",
+                   help="A/A calibration: a second, independent minimal loop in place of the harness (ratio ~1 expected)")
     p.add_argument("--epochs", type=int, default=40, help="epochs per round (digits: 9 steps each at batch 128)")
     p.add_argument("--threads", type=int, default=None, help="threads per framework (default: all usable cores)")
     p.add_argument("--check", action="store_true", help=f"exit 1 if any ratio < {THRESHOLD}")
@@ -423,10 +527,12 @@ def main(argv=None) -> int:
     if args.child:
         out = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)  # framework banners go to stderr, as in worker.py
-        result = child(args.child, args.mode, args.rounds, args.epochs, args.threads, args.sink)
+        result = child(args.child, args.mode, args.rounds, args.epochs, args.threads, args.sink, args.control)
         out.write(json.dumps(result) + "\n")
         return 0
 
+    if args.rounds < 1 or args.processes < 1 or args.processes > args.rounds:
+        p.error(f"--rounds ({args.rounds}) and --processes ({args.processes}) must be >= 1, with at most one process per round")
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     bad = [f for f in frameworks if f not in FRAMEWORKS]
     if bad:
@@ -440,44 +546,48 @@ def main(argv=None) -> int:
     print(f"machine: {cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}")  # fmt: skip
     print(f"workload: MLP 256-256 on digits, batch 128, SGD lr 0.01, {args.epochs} epochs per round, "
-          f"{args.rounds} alternating rounds (ABBA) after one warm-up round each; medians; events to {args.sink}")  # fmt: skip
-    head = (f"{'framework':<11} {'mode':<9} {'harness/s':>10} {'minimal/s':>10} {'ratio':>6} {'pairs':>11} {'verdict':<7} "
-            f"{'best':>5} {'reported/s':>10} {'val ms':>7}")  # fmt: skip
+          f"{args.rounds} alternating rounds (ABBA) in {args.processes} processes after one warm-up round each; "
+          f"medians; events to {args.sink}" + ("; A/A CONTROL: 'harness' is a second minimal loop" if args.control else ""))  # fmt: skip
+    head = (f"{'framework':<11} {'mode':<9} {'harness/s':>10} {'minimal/s':>10} {'ratio':>6} {'90% CI':>11} {'verdict':<7} "
+            f"{'epoch ratio':>19} {'reported/s':>10} {'val ms':>7}")  # fmt: skip
     print(head)
     print("-" * len(head))
     results, failed = [], False
     for fw, mode in runs:
-        r = run_child(fw, mode, args)
+        r = measure(fw, mode, args)
         results.append(r)
         if "error" in r:
             print(f"{fw:<11} {mode:<9} FAILED: {r['error']}")
             failed = True
             continue
         hs, ms = statistics.median(r["harness_sps"]), statistics.median(r["minimal_sps"])
-        pairs = [a / b for a, b in zip(r["harness_sps"], r["minimal_sps"])]
-        ratio = hs / ms
+        ratio, lo, hi = round_ratio(r["harness_sps"], r["minimal_sps"])
+        eratio, elo, ehi = epoch_ratio(r["harness_epoch_s"], r["minimal_epoch_s"])
         ok = ratio >= THRESHOLD
         failed |= not ok
-        r.update(ratio=ratio, harness_median=hs, minimal_median=ms, ok=ok)
-        print(f"{fw:<11} {r['mode']:<9} {hs:>10.0f} {ms:>10.0f} {ratio:>6.3f} {min(pairs):>5.2f}-{max(pairs):<5.2f} "
-              f"{'ok' if ok else 'SLOW':<7} {max(r['harness_sps']) / max(r['minimal_sps']):>5.3f} "
-              f"{statistics.median(r['harness_reported_sps']):>10.0f} "
+        r.update(ratio=ratio, ratio_ci90=[lo, hi], epoch_ratio=eratio, epoch_ratio_ci90=[elo, ehi],
+                 harness_median=hs, minimal_median=ms, ok=ok)  # fmt: skip
+        print(f"{fw:<11} {r['mode']:<9} {hs:>10.0f} {ms:>10.0f} {ratio:>6.3f} {lo:>5.3f}-{hi:<5.3f} "
+              f"{'ok' if ok else 'SLOW':<7} {eratio:>6.3f} ({elo:.3f}-{ehi:.3f}) "
+              f"{'-' if args.control else format(statistics.median(r['harness_reported_sps']), '.0f'):>10} "
               f"{1e3 * statistics.median(r['val_s']):>7.1f}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print()
     print("harness/s, minimal/s: samples/s over whole rounds (median); ratio = harness / minimal, "
-          f"ok when >= {THRESHOLD}; pairs: range of the per-round ratios.")
-    print("best: ratio of the fastest rounds. Both validate after every epoch; those calls are timed and "
-          "subtracted (val ms: the harness's, median per round).")
-    print("reported/s: the harness's own samples_per_s (median over its timed windows).")
+          f"ok when >= {THRESHOLD}; 90% CI: bootstrap over rounds.")
+    print("epoch ratio: median epoch time, minimal / harness, over every epoch after each round's first "
+          "(90% bootstrap CI); a diagnostic, with far less noise than whole rounds.")
+    print("Both validate after every epoch; those calls are timed and subtracted (val ms: the harness's, "
+          "median per round). reported/s: the harness's own samples_per_s (median over its timed windows).")
     for r in results:
         if "error" not in r:
             vers = ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
             print(f"  {r['framework']} ({r['mode']}): {vers}; device {r['device']}; {r['threads']} threads "
                   f"{r['flags']}; {r['steps']} steps/round; final val loss harness {r['val_loss']['harness']:.4f}, "
-                  f"minimal {r['val_loss']['minimal']:.4f}")  # fmt: skip
+                  f"minimal {r['val_loss']['minimal']:.4f}; ratio per process "
+                  + " ".join(f"{x:.3f}" for x in r["ratio_per_process"]))  # fmt: skip
     return 1 if args.check and failed else 0
 
 
