@@ -16,8 +16,27 @@ Design:
   or empty file gets the schema; two processes creating the same new file at once are safe, because
   the schema is made inside ``BEGIN IMMEDIATE`` after looking again at what is there.
 * A file that exists but cannot be used (not SQLite, corrupt, from a newer mlx-explore, or somebody
-  else's SQLite database) raises :class:`StoreError`. Nothing is ever reset, recreated or overwritten,
-  and reading (``load_runs``...) never creates a file.
+  else's SQLite database), a folder given as the file, or a path under a file raises
+  :class:`StoreError`. Nothing is ever reset, recreated or overwritten, and reading (``load_runs``...)
+  never creates a file.
+* Writing can fail: a read-only file, a read-only folder (WAL must create ``NAME-wal`` and ``NAME-shm``
+  next to the file), a read-only file system, a full disk, an I/O error, or a lock held past the busy
+  timeout and retries. :class:`ResultsStore` then raises :class:`StoreWriteError` (a
+  :class:`StoreError`) whose message says which of these it is, for which path, and what to do. Opening
+  a store checks that it can be written, so a read-only store is refused before a comparison runs. A
+  failed write is rolled back whole: none of it is stored, runs stored before it stay intact and the
+  store stays readable. Only "locked"/"busy" is retried; a full disk or a read-only file is not.
+* Reading works on a store this user cannot write. A read-only file in a writable folder is read
+  normally (SQLite opens it read-only and honours the write-ahead log and its locks). In a read-only
+  folder without its ``-wal``/``-shm`` files SQLite cannot open a WAL database at all, so the store is
+  read with ``immutable=1`` instead, which needs no side files and takes no locks. That is correct only
+  while nobody can change the file, which is why it is used only then: no ``-wal`` file holds
+  committed rows (``immutable`` ignores it), and the file's identity, size and modification time are
+  the same after the read as before it, else the read is done again. ``mode=ro`` alone would not do:
+  it still needs the ``-shm`` file, and where it can create it, it leaves it and an empty ``-wal``
+  behind, while the read-write connection used normally removes them as it closes.
+* Reading a run whose stored JSON cannot be decoded raises :class:`StoreError` naming the run and the
+  column; a bad filter (``last``, ``since``) raises :class:`ValueError` starting with the argument's name.
 * Times are UTC ISO 8601 text with microseconds (``2026-05-09T07:35:25.123456+00:00``): fixed width,
   so text order is time order.
 """
@@ -25,9 +44,12 @@ Design:
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import math
+import operator
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -38,11 +60,13 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 ENV_VAR = "MLX_EXPLORE_DB"
+MAX_LAST = 2**63 - 1  # the largest ``last`` load_runs takes: SQLite's LIMIT is a signed 64-bit integer
 
 _CREATED_BY = "mlx-explore"
 _BUSY_MS = 60_000
 _ATTEMPTS = 5  # tries of a write that fails with "database is locked" despite the busy timeout
-_AVOID = f"Nothing was changed. Move the file aside, or pass --db PATH / set {ENV_VAR} to use another file."
+_ELSEWHERE = f"pass --db PATH / set {ENV_VAR} to use another file"
+_AVOID = f"Nothing was changed. Move the file aside, or {_ELSEWHERE}."
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS comparisons (
@@ -100,13 +124,27 @@ _EPOCH_COLUMNS = ("run_id", "framework", "mode", "repeat", "epoch", "train_loss"
 
 
 class StoreError(RuntimeError):
-    """The store file cannot be used: not SQLite or corrupt, from a newer schema, or an SQLite database
-    that is not an mlx-explore store. ``path`` is the file; the message says what is wrong and what to do.
-    The file is left exactly as it was."""
+    """The store cannot be used: the file is not SQLite or is corrupt, is from a newer schema, is an SQLite
+    database that is not an mlx-explore store, is a folder, lies under a file, holds a row whose JSON
+    cannot be read, or cannot be read or written (see :class:`StoreWriteError`). ``path`` is the store's
+    file; the message names it, says what is wrong and what to do. The file is left exactly as it was."""
 
     def __init__(self, path: Path, message: str):
         super().__init__(message)
         self.path = path
+
+
+class StoreWriteError(StoreError):
+    """The store could not be written: a read-only file, folder or file system, a full disk, an I/O
+    error, a corrupt file, or a lock another process held past the busy timeout and retries. Raised by
+    :class:`ResultsStore` (when opening it, and by ``begin_comparison``, ``add_run``, ``add_profile``).
+    The failed write was rolled back whole, so nothing of it is stored; what was stored before is intact
+    and can still be read (after an I/O error or corruption, check the disk). ``reason`` is one of
+    ``"read-only"``, ``"disk full"``, ``"I/O error"``, ``"locked"``, ``"corrupt"``, ``"other"``."""
+
+    def __init__(self, path: Path, message: str, reason: str):
+        super().__init__(path, message)
+        self.reason = reason
 
 
 def default_path() -> Path:
@@ -122,20 +160,33 @@ class ResultsStore:
             and a new or empty file gets the schema.
 
     Raises:
-        StoreError: the file exists but cannot be used (see :class:`StoreError`).
-        sqlite3.OperationalError: still "database is locked" after the busy timeout and retries.
+        StoreError: the path is a folder or lies under a file, or the file exists but cannot be used
+            (see :class:`StoreError`).
+        StoreWriteError: the store cannot be written (read-only file, folder or file system, full disk,
+            I/O error, still locked after the busy timeout and retries); checked here, before anything
+            is recorded. Nothing was changed.
     """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path).expanduser() if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = _connect(self.path)
+        _make_folder(self.path)
+        if self.path.is_dir():
+            raise StoreError(self.path, _is_folder(self.path))
         try:
-            fresh = _inspect(self._conn, self.path) == 0
-            # Persistent once set; a file system without shared memory keeps its old mode, still correct.
-            _retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            if fresh:
-                self._write(self._create_schema)
+            self._conn = _connect(self.path)
+        except sqlite3.Error as e:
+            raise _write_error(self.path, e, "opening it", opening=True) from e
+        try:
+            try:
+                fresh = _inspect(self._conn, self.path) == 0
+                # Persistent once set; a file system without shared memory keeps its old mode, still correct.
+                _retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            except sqlite3.Error as e:
+                raise _write_error(self.path, e, "opening it", opening=True) from e
+            # Either way a write transaction: a store this process cannot write is refused now, not after a
+            # comparison has run. ``DELETE ... WHERE 0`` takes the write lock and changes nothing.
+            self._write(self._create_schema if fresh else (lambda c: c.execute("DELETE FROM meta WHERE 0")),
+                        "opening it", opening=True)  # fmt: skip
         except BaseException:
             self._conn.close()
             raise
@@ -149,8 +200,9 @@ class ResultsStore:
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # part of the transaction
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE ... COMMIT`` transaction, rolled back on any error."""
+    def _write(self, fn: Callable[[sqlite3.Connection], Any], doing: str, *, opening: bool = False) -> Any:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE ... COMMIT`` transaction, rolled back on any error;
+        an SQLite error becomes :class:`StoreWriteError` (``doing`` says what was being written)."""
 
         def once():
             self._conn.execute("BEGIN IMMEDIATE")
@@ -158,12 +210,21 @@ class ResultsStore:
                 result = fn(self._conn)
                 self._conn.execute("COMMIT")
             except BaseException:
+                # SQLite may already have rolled back (a full disk or an I/O error can end the transaction).
                 if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the first error is the one to report; an unfinished WAL frame is never read
                 raise
             return result
 
-        return _retry(once)
+        try:
+            return _retry(once)
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a misuse (closed store, a value SQLite cannot bind), not a fault of the store
+        except sqlite3.Error as e:
+            raise _write_error(self.path, e, doing, opening=opening) from e
 
     def begin_comparison(self, config: dict, env: dict) -> int:
         """Record a comparison; return its id.
@@ -171,35 +232,50 @@ class ResultsStore:
         Args:
             config: the comparison's settings as plain JSON-able data (at least ``model`` and ``dataset``).
             env: the machine and software it runs on.
+
+        Raises:
+            StoreWriteError: the store could not be written; nothing was stored.
         """
         row = (_now(), _json(config), _json(env))
         return self._write(lambda c: c.execute("INSERT INTO comparisons (created_at, config, env) VALUES (?, ?, ?)",
-                                               row).lastrowid)  # fmt: skip
+                                               row).lastrowid, "recording a comparison")  # fmt: skip
 
     def add_run(self, comparison_id: int, run: dict) -> int:
         """Record one framework's run, its curve and its epochs in one transaction; return the run's id.
 
         ``run`` keys: ``framework`` and ``status`` (required, str); ``mode``, ``reason``, ``device``,
-        ``device_name``, ``error_tail`` (str); ``repeat`` (int, 1-based); ``versions``, ``flags``,
-        ``metrics``, ``notes`` (dicts); ``curve`` (dicts with ``step``, ``epoch``, ``loss``, ``time_s`` [s]);
-        ``epochs`` (dicts with ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``time_s`` [s]).
-        Optional keys default to empty. ``config``/``env`` default to the comparison's, and ``model``/
-        ``dataset`` to its config's. NaN anywhere is stored as NULL (JSON ``null``); an infinite loss is kept.
+        ``device_name``, ``error_tail``, ``model``, ``dataset`` (str or None); ``repeat`` (int, 1-based);
+        ``versions``, ``flags``, ``metrics``, ``notes`` (dicts); ``curve`` (dicts with ``step``, ``epoch``,
+        ``loss``, ``time_s`` [s]); ``epochs`` (dicts with ``epoch``, ``train_loss``, ``val_loss``,
+        ``val_accuracy``, ``time_s`` [s]). Optional keys default to empty. ``config``/``env`` default to the
+        comparison's, and ``model``/``dataset`` to its config's. NaN anywhere is stored as NULL (JSON
+        ``null``); an infinite loss is kept. Other keys are ignored.
 
         Raises:
             KeyError: ``framework`` or ``status`` is missing.
-            ValueError: no comparison ``comparison_id``, or a curve/epoch value is not a number.
+            ValueError: no comparison ``comparison_id``, a text key holds something else than text, or a
+                curve/epoch value is not a number. Nothing was stored.
+            StoreError: the comparison's stored config cannot be read (corrupt JSON). Nothing was stored.
+            StoreWriteError: the store could not be written (disk full, read-only, I/O error, locked);
+                nothing of this run was stored, runs stored before are intact.
         """
         framework, status, comparison_id = run["framework"], run["status"], int(comparison_id)
+        for key in ("framework", "status"):
+            if not isinstance(run[key], str):
+                raise ValueError(f"run[{key!r}]: expected text, got {type(run[key]).__name__} {run[key]!r}")
+        for key in ("mode", "reason", "device", "device_name", "error_tail", "model", "dataset"):
+            if run.get(key) is not None and not isinstance(run[key], str):
+                raise ValueError(f"run[{key!r}]: expected text or None, got {type(run[key]).__name__} {run[key]!r}")
 
         def insert(conn: sqlite3.Connection) -> int:
             found = conn.execute("SELECT config, env FROM comparisons WHERE id = ?", (comparison_id,)).fetchone()
             if found is None:
                 raise ValueError(f"no comparison {comparison_id} in {self.path}")
-            config = run["config"] if "config" in run else json.loads(found[0])
+            config = run["config"] if "config" in run else _decode(self.path, found[0], "comparison", comparison_id,
+                                                                   "config")  # fmt: skip
             row = {
                 "comparison_id": comparison_id, "created_at": _now(), "framework": framework,
-                "mode": run.get("mode"), "repeat": run.get("repeat"),
+                "mode": run.get("mode"), "repeat": _int(run.get("repeat")),
                 "model": run.get("model", config.get("model")), "dataset": run.get("dataset", config.get("dataset")),
                 "status": status, "reason": run.get("reason", ""), "device": run.get("device"),
                 "device_name": run.get("device_name", ""), "config": _json(config),
@@ -218,14 +294,26 @@ class ResultsStore:
             conn.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)", epochs)
             return run_id
 
-        return self._write(insert)
+        return self._write(insert, f"storing the {framework} run of comparison {comparison_id}")
 
     def add_profile(self, run_id: int, rows: Iterable[dict]) -> None:
         """Record a run's profiler table in one transaction: per op ``name``, ``calls``, ``self_ms`` and
-        ``total_ms`` [ms], ``device``; a missing key is stored as NULL."""
-        values = [(int(run_id), r.get("name"), _int(r.get("calls")), _num(r.get("self_ms")), _num(r.get("total_ms")),
+        ``total_ms`` [ms], ``device``; a missing key is stored as NULL.
+
+        Raises:
+            ValueError: no run ``run_id``, or ``calls``/``self_ms``/``total_ms`` is not a number.
+            StoreWriteError: the store could not be written; nothing of this profile was stored.
+        """
+        run_id = int(run_id)
+        values = [(run_id, r.get("name"), _int(r.get("calls")), _num(r.get("self_ms")), _num(r.get("total_ms")),
                    r.get("device")) for r in rows]  # fmt: skip
-        self._write(lambda c: c.executemany("INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?)", values))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise ValueError(f"no run {run_id} in {self.path}")
+            conn.executemany("INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?)", values)
+
+        self._write(insert, f"storing the profile of run {run_id}")
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""
@@ -250,35 +338,42 @@ def load_runs(db: str | Path | None = None, *, model=None, dataset=None, framewo
     found in any run (NaN where a run lacks it or stored null); then ``versions``, ``flags``, ``notes``,
     ``config``, ``env`` as dicts, and ``error_tail``.
 
+    Reading works on a store this user cannot write (read-only file, folder or file system), changes
+    nothing and never creates the file.
+
     Args:
         db: the store's file; ``None`` means :func:`default_path`. A missing file gives an empty table
             with the fixed columns (no file is created).
         model, dataset, framework, status: keep runs whose value is this string or in this list.
         since: keep runs stored at or after this ``datetime``, ``date`` or ISO 8601 string (naive means UTC).
-        last: keep only the ``last`` most recent of the matching runs.
+        last: keep only the ``last`` most recent of the matching runs, an int from 0 to :data:`MAX_LAST`.
 
     Raises:
-        StoreError: the file exists but cannot be used.
-        ValueError: ``last`` is negative.
+        ValueError: ``last`` is not an int from 0 to :data:`MAX_LAST` (message starts ``last:``), or
+            ``since`` is not a date/time (message starts ``since:``); raised before the file is opened.
+        StoreError: the file cannot be used or read, or a stored run's JSON cannot be decoded (the
+            message names the run id and column).
     """
-    if last is not None and last < 0:
-        raise ValueError(f"last must be >= 0, got {last}")
+    if last is not None:
+        last = _check_last(last)
     where, params = _where(model=model, dataset=dataset, framework=framework, status=status, since=since)
     columns = ", ".join("r." + c for c in (*_RUN_BASE[1:], "metrics", *_RUN_JSON, "error_tail"))
     sql = f"SELECT r.id AS run_id, {columns} FROM runs r{where} ORDER BY r.id DESC"
     if last is not None:
-        sql, params = sql + " LIMIT ?", [*params, int(last)]
-    df = _query(db, f"SELECT * FROM ({sql}) ORDER BY run_id", params)
+        sql, params = sql + " LIMIT ?", [*params, last]
+    path = _resolve(db)
+    df = _query(path, f"SELECT * FROM ({sql}) ORDER BY run_id", params)
     if df is None:
         return pd.DataFrame(columns=list(_RUN_COLUMNS))
-    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
-    metrics = [json.loads(m) if m else {} for m in df.pop("metrics")]
+    df["created_at"] = _times(path, df)
+    ids = df["run_id"].tolist()
+    metrics = [_decode(path, m, "run", i, "metrics") for i, m in zip(ids, df.pop("metrics"))]
     names = dict.fromkeys(k for m in metrics for k in m)
     table = pd.DataFrame(
         {(k if k not in _RUN_COLUMNS else f"metric_{k}"): [np.nan if m.get(k) is None else m[k] for m in metrics]
          for k in names}, index=df.index)  # fmt: skip
     for column in _RUN_JSON:
-        df[column] = [json.loads(v) if v else {} for v in df[column]]
+        df[column] = [_decode(path, v, "run", i, column) for i, v in zip(ids, df[column])]
     return pd.concat([df[list(_RUN_BASE)], table, df[[*_RUN_JSON, "error_tail"]]], axis=1)
 
 
@@ -286,7 +381,8 @@ def load_curves(db: str | Path | None = None, *, run_ids=None, model=None, datas
                 since=None) -> pd.DataFrame:  # fmt: skip
     """The loss curves: columns ``run_id``, ``framework``, ``mode``, ``repeat``, ``step``, ``epoch``, ``loss``
     (NaN where it was NaN), ``time_s`` [s since the run's process started], ordered by run and step.
-    ``run_ids`` keeps those runs; other filters as in :func:`load_runs`. Raises :class:`StoreError`."""
+    ``run_ids`` keeps those runs; other filters, reading and errors as in :func:`load_runs`
+    (:class:`StoreError`; ``ValueError`` for a bad ``since``)."""
     return _long(db, "curves", _CURVE_COLUMNS, "step", run_ids=run_ids, model=model, dataset=dataset,
                  framework=framework, status=status, since=since)  # fmt: skip
 
@@ -294,8 +390,8 @@ def load_curves(db: str | Path | None = None, *, run_ids=None, model=None, datas
 def load_epochs(db: str | Path | None = None, *, run_ids=None, model=None, dataset=None, framework=None, status=None,
                 since=None) -> pd.DataFrame:  # fmt: skip
     """Per-epoch results: columns ``run_id``, ``framework``, ``mode``, ``repeat``, ``epoch``, ``train_loss``,
-    ``val_loss``, ``val_accuracy`` [0-1], ``time_s`` [s], ordered by run and epoch. Filters as in
-    :func:`load_curves`. Raises :class:`StoreError`."""
+    ``val_loss``, ``val_accuracy`` [0-1], ``time_s`` [s], ordered by run and epoch. Filters, reading and
+    errors as in :func:`load_curves`."""
     return _long(db, "epochs", _EPOCH_COLUMNS, "epoch", run_ids=run_ids, model=model, dataset=dataset,
                  framework=framework, status=status, since=since)  # fmt: skip
 
@@ -304,7 +400,7 @@ def _long(db, table: str, columns: tuple[str, ...], order: str, **filters) -> pd
     where, params = _where(**filters)
     select = ", ".join(("r." if c in ("framework", "mode", "repeat") else "t.") + c for c in columns)
     sql = f"SELECT {select} FROM {table} t JOIN runs r ON r.id = t.run_id{where} ORDER BY t.run_id, t.{order}"
-    df = _query(db, sql, params)
+    df = _query(_resolve(db), sql, params)
     if df is None:
         return pd.DataFrame(columns=list(columns))
     numeric = [c for c in columns if c not in ("run_id", "framework", "mode", "repeat", "step", "epoch")]
@@ -314,23 +410,36 @@ def _long(db, table: str, columns: tuple[str, ...], order: str, **filters) -> pd
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
-    """Open ``path`` (without ``create``, a missing file is an error rather than a new empty one)."""
+def _resolve(db: str | Path | None) -> Path:
+    return Path(db).expanduser() if db is not None else default_path()
+
+
+def _connect(path: Path, *, create: bool = True, immutable: bool = False) -> sqlite3.Connection:
+    """Open ``path``. With ``create`` for writing (a missing file becomes an empty one); without, for
+    reading: a missing file is an error, and ``query_only`` makes sure nothing is changed. SQLite errors
+    are the caller's to explain."""
+    if create:
+        conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
+    else:
+        # mode=rw (SQLite falls back to read-only by itself when the file cannot be written): unlike mode=ro,
+        # the last connection to close removes the -wal/-shm files it made. See the module docstring.
+        query = "mode=ro&immutable=1" if immutable else "mode=rw"
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=_BUSY_MS / 1000,
+                               isolation_level=None)  # fmt: skip
     try:
-        if create:
-            conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-        else:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=_BUSY_MS / 1000,
-                                   isolation_level=None)  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.OperationalError as e:
-        raise StoreError(path, f"Cannot open results store {path}: {e}. {_AVOID}") from e
+        if not create:
+            conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> int:
-    """The file's schema version, 0 for an empty file that needs the schema; raise StoreError if it cannot be used."""
+    """The file's schema version, 0 for an empty file that needs the schema; raise StoreError if it cannot be
+    used. SQLite errors that do not mean a bad file (locked, read-only, I/O, cannot open) are raised as they are."""
     own = not conn.in_transaction  # one read transaction: a consistent snapshot while another process creates it
     try:
         if own:
@@ -343,7 +452,7 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
             if own and conn.in_transaction:
                 conn.execute("COMMIT")
     except sqlite3.DatabaseError as e:
-        if _busy(e):
+        if _code(e) not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
             raise
         raise StoreError(path, f"Results store {path} is not a usable SQLite database ({e}): it is corrupt or "
                                f"not a database at all. {_AVOID}") from e  # fmt: skip
@@ -355,29 +464,73 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
     if version > SCHEMA_VERSION:
         raise StoreError(path, f"Results store {path} has schema version {version}, newer than the version "
                                f"{SCHEMA_VERSION} this mlx-explore knows: upgrade mlx-explore (pip install -U "
-                               f"mlx-explore), or pass --db PATH / set {ENV_VAR} to use another file. Nothing was "
-                               f"changed.")  # fmt: skip
+                               f"mlx-explore), or {_ELSEWHERE}. Nothing was changed.")  # fmt: skip
     return version
 
 
-def _query(db: str | Path | None, sql: str, params: list) -> pd.DataFrame | None:
-    """Run a read-only query; ``None`` when the file is missing or has no schema yet."""
-    path = Path(db).expanduser() if db is not None else default_path()
-    if not path.exists():
+def _query(path: Path, sql: str, params: list) -> pd.DataFrame | None:
+    """Run a read-only query; ``None`` when the file is missing or has no schema yet. Works on a store this
+    user cannot write (see the module docstring); SQLite errors become :class:`StoreError`."""
+    if not _exists(path):  # also False for a path under a file: nothing stored there
         return None
-    conn = _connect(path, create=False)
+    if path.is_dir():
+        raise StoreError(path, _is_folder(path))
+    for _ in range(3):
+        try:
+            return _read(path, sql, params, immutable=False)
+        except sqlite3.Error as e:
+            # READONLY(_DIRECTORY) or CANTOPEN: the -shm (and -wal) file is missing and cannot be created.
+            if _code(e) not in ("SQLITE_READONLY", "SQLITE_CANTOPEN") or _writable(path.parent):
+                raise _read_error(path, e) from e
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # committed rows that immutable=1 would not see
+            raise StoreError(path, f"Results store {path} cannot be read: its write-ahead log {wal} holds rows "
+                                   f"that SQLite can only read with {path.name}-shm beside it, and the folder "
+                                   f"{path.parent} is read-only so it cannot be created. Open the store once "
+                                   f"with write access to its folder (any mlx-explore command that writes), or "
+                                   f"copy the folder somewhere writable and pass --db PATH. Nothing was "
+                                   f"changed.")  # fmt: skip
+        before = _identity(path)
+        try:
+            df = _read(path, sql, params, immutable=True)
+        except sqlite3.Error as e:
+            raise _read_error(path, e) from e
+        if _identity(path) == before:  # nobody changed the file during the read: the snapshot is consistent
+            return df
+    raise StoreError(path, f"Results store {path} kept changing while it was read (its folder {path.parent} "
+                           f"is read-only to this user, so it is read without locks): try again when the "
+                           f"comparison writing it has finished.")  # fmt: skip
+
+
+def _read(path: Path, sql: str, params: list, *, immutable: bool) -> pd.DataFrame | None:
+    conn = _connect(path, create=False, immutable=immutable)
     try:
         if _inspect(conn, path) == 0:
             return None
-        return pd.read_sql_query(sql, conn, params=params)
+        cursor = conn.execute(sql, params)
+        rows = cursor.fetchall()
+        return pd.DataFrame.from_records(rows, columns=[d[0] for d in cursor.description], coerce_float=True)
     finally:
         conn.close()
+
+
+def _identity(path: Path) -> tuple | None:
+    """What changes when a writer touches the store: the file's identity, size and modification time, and
+    whether a write-ahead log exists."""
+    try:
+        st = path.stat()
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, path.with_name(path.name + "-wal").exists()
+    except OSError:
+        return None  # gone: the next try says why
 
 
 def _where(*, run_ids=None, model=None, dataset=None, framework=None, status=None, since=None) -> tuple[str, list]:
     """An SQL ``WHERE`` clause on ``runs r`` and its parameters."""
     clauses, params = [], []
-    ids = None if run_ids is None else [int(i) for i in ([run_ids] if np.ndim(run_ids) == 0 else run_ids)]
+    try:
+        ids = None if run_ids is None else [int(i) for i in ([run_ids] if np.ndim(run_ids) == 0 else run_ids)]
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"run_ids: expected a run id (int) or a list of them, got {run_ids!r}") from None
     for column, value in (("id", ids), ("model", model), ("dataset", dataset), ("framework", framework),
                           ("status", status)):  # fmt: skip
         if value is not None:
@@ -385,11 +538,205 @@ def _where(*, run_ids=None, model=None, dataset=None, framework=None, status=Non
             clauses.append(f"r.{column} IN ({', '.join('?' * len(values))})")
             params += values
     if since is not None:
-        ts = pd.Timestamp(since)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         clauses.append("r.created_at >= ?")
-        params.append(_iso(ts.to_pydatetime(warn=False)))
+        params.append(_iso(_check_since(since)))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _check_last(last: Any) -> int:
+    """``last`` as an int, or ``ValueError`` starting ``last:``."""
+    try:
+        if isinstance(last, bool):
+            raise TypeError
+        value = operator.index(last)  # int, NumPy integers; not 2.5, "3" or True
+    except TypeError:
+        raise ValueError(f"last: expected a whole number from 0 to {MAX_LAST} (how many of the most recent runs "
+                         f"to keep), got {type(last).__name__} {last!r}") from None  # fmt: skip
+    if not 0 <= value <= MAX_LAST:
+        raise ValueError(f"last: expected a whole number from 0 to {MAX_LAST} (how many of the most recent runs "
+                         f"to keep), got {value}")  # fmt: skip
+    return value
+
+
+def _check_since(since: Any) -> _dt.datetime:
+    """``since`` as an aware UTC datetime, or ``ValueError`` starting ``since:``."""
+    problem = None
+    if isinstance(since, (str, _dt.date, np.datetime64)):  # datetime and pd.Timestamp are dates too
+        try:
+            ts = pd.Timestamp(since.strip() if isinstance(since, str) else since)
+        except (ValueError, TypeError, OverflowError) as e:
+            ts, problem = None, str(e)
+        if ts is not None and not pd.isna(ts):
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            return ts.to_pydatetime(warn=False)
+    detail = f" ({problem})" if problem else ""
+    raise ValueError(f"since: expected an ISO 8601 date or date and time such as 2026-05-09 or "
+                     f"2026-05-09T07:35:00Z (no zone means UTC), or a datetime/date, got "
+                     f"{type(since).__name__} {since!r}{detail}")  # fmt: skip
+
+
+def _decode(path: Path, text: Any, table: str, row_id: Any, column: str) -> dict:
+    """A stored JSON object, ``{}`` for NULL/empty; StoreError naming the row and column if it cannot be read."""
+    if text is None or text == "":
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError) as e:
+        problem = f"is not valid JSON ({e})"
+    else:
+        if isinstance(value, dict):
+            return value
+        problem = f"is JSON {type(value).__name__}, not an object"
+    shown = text if len(str(text)) <= 60 else str(text)[:57] + "..."
+    raise StoreError(path, f"Results store {path}: the {column!r} of {table} {row_id} {problem}: {shown!r}. The "
+                           f"row was changed outside mlx-explore or damaged. Repair or delete it (e.g. sqlite3 "
+                           f"{path} \"UPDATE {table}s SET {column} = '{{}}' WHERE id = {row_id}\"), or "
+                           f"{_ELSEWHERE}.")  # fmt: skip
+
+
+def _times(path: Path, df: pd.DataFrame) -> pd.Series:
+    """``created_at`` as UTC datetimes; StoreError naming the first run whose time cannot be read."""
+    try:
+        return pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        pass
+    for run_id, text in zip(df["run_id"], df["created_at"]):
+        try:
+            pd.to_datetime(pd.Series([text]), utc=True, format="ISO8601")
+        except (ValueError, TypeError) as e:
+            raise StoreError(path, f"Results store {path}: the 'created_at' of run {run_id} is not an ISO 8601 "
+                                   f"time ({e}): {text!r}. Repair or delete that row, or {_ELSEWHERE}.") from e
+    raise StoreError(path, f"Results store {path}: the 'created_at' column cannot be read. {_ELSEWHERE}.")
+
+
+def _make_folder(path: Path) -> None:
+    """Create the store's missing parent folders; StoreError if a parent is a file or cannot be created."""
+    existing = next((p for p in path.parents if _exists(p) or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        kind = "a file" if existing.is_file() else "not a folder"
+        raise StoreError(path, f"Cannot use {path} as the results store: {existing} is {kind}, so no folder can "
+                               f"be made under it. Nothing was changed. Pass --db PATH / set {ENV_VAR} to a file "
+                               f"in a folder.")  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = {errno.EACCES: "read-only", errno.EPERM: "read-only", errno.EROFS: "read-only",
+                  errno.ENOSPC: "disk full"}.get(e.errno, "other")  # fmt: skip
+        where = f"; {Path(e.filename).parent} is read-only to this user" if reason == "read-only" and e.filename else ""
+        raise StoreWriteError(path, f"Results store {path} could not be written: cannot create its folder "
+                                    f"{e.filename or path.parent}: {e.strerror}{where}. Nothing was changed. "
+                                    f"Create the folder, or {_ELSEWHERE}.", reason) from e  # fmt: skip
+
+
+def _is_folder(path: Path) -> str:
+    return (f"Results store {path} is a folder, not a file. Nothing was changed. Give a file name such as "
+            f"{path / 'results.db'}: pass --db PATH / set {ENV_VAR}.")
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, but a path this user may not look at (a folder on the way it cannot enter) is a
+    :class:`StoreError` rather than a ``PermissionError``."""
+    try:
+        return path.exists()
+    except OSError as e:
+        raise StoreError(path, f"Results store {path} cannot be reached: {e.strerror} ({e.filename}). Nothing "
+                               f"was changed. Give this user access, or {_ELSEWHERE}.") from e  # fmt: skip
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+def _read_only_cause(path: Path) -> str | None:
+    """Why ``path`` cannot be written, found on the file system (the mount, the file, its folder, the WAL's
+    side files) with what to do about it; ``None`` if none of these is read-only."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"the file system holding {folder} is mounted read-only"
+    except OSError:
+        pass
+    if path.exists() and not os.access(path, os.R_OK):
+        return f"this user may neither read nor write the file {path}: give permission (chmod u+rw {path})"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only (this user may not write it): give write permission (chmod u+w {path})"
+    if not _writable(folder):
+        what = (f"create its write-ahead log files {path.name}-wal and {path.name}-shm" if path.exists()
+                else f"create {path.name}")  # fmt: skip
+        return f"its folder {folder} is read-only (this user may not {what} there): make the folder writable"
+    for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if side.exists() and not os.access(side, os.W_OK):
+            return f"its write-ahead log file {side} is read-only (made by another user?): give write permission"
+    return None
+
+
+def _write_error(path: Path, e: sqlite3.Error, doing: str, *, opening: bool = False) -> StoreWriteError:
+    """The :class:`StoreWriteError` for SQLite error ``e`` met while ``doing`` (e.g. "storing a torch run")."""
+    code = _code(e)
+    cause = _read_only_cause(path) if code in ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN") else None
+    elsewhere = f"or {_ELSEWHERE}"
+    if cause is not None or code in ("SQLITE_READONLY", "SQLITE_PERM"):
+        reason, why = "read-only", cause or f"it is read-only (SQLite opened it read-only: {e})"
+        if os.access(path, os.R_OK):
+            elsewhere += f". Reading it still works (mlx-explore results --db {path})"
+    elif code == "SQLITE_FULL":
+        try:
+            free = f"{shutil.disk_usage(path.parent).free} bytes free"
+        except OSError:
+            free = "free space unknown"
+        reason, why = "disk full", f"the disk is full ({e}; {free} in {path.parent}): free some space"
+        elsewhere = f"or {_ELSEWHERE} on another disk"
+    elif code == "SQLITE_IOERR":
+        reason, why = "I/O error", f"an I/O error ({e}; {_ename(e)}): check the disk and the system log (dmesg)"
+    elif code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        reason = "locked"
+        why = (f"another process kept it locked ({e}) past the busy timeout of {_BUSY_MS // 1000} s and "
+               f"{_ATTEMPTS} tries: let the other mlx-explore process finish, then try again")  # fmt: skip
+    elif code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        reason, why = "corrupt", f"the file is corrupt ({e}): move it aside"
+    else:
+        reason, why = "other", f"SQLite error {_ename(e)}: {e}"
+    if opening:
+        done = "Nothing was changed."
+    else:
+        done = "That write was rolled back, so none of it is stored; what was stored before is intact."
+    return StoreWriteError(path, f"Results store {path} could not be written ({doing}): {why}, {elsewhere}. {done}",
+                           reason)  # fmt: skip
+
+
+def _read_error(path: Path, e: sqlite3.Error) -> StoreError:
+    code = _code(e)
+    if code in ("SQLITE_CANTOPEN", "SQLITE_PERM") and not os.access(path, os.R_OK):
+        why = "this user may not read the file: give read permission (chmod u+r)"
+    elif code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        why = f"another process kept it locked ({e}) for {_BUSY_MS // 1000} s: try again when it has finished"
+    elif code == "SQLITE_IOERR":
+        why = f"an I/O error ({e}; SQLite code {_ename(e)}): check the disk and the system log (dmesg)"
+    elif code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        why = f"the file is corrupt ({e}): move it aside"
+    else:
+        why = f"SQLite error {_ename(e)}: {e}"
+    return StoreError(path, f"Results store {path} cannot be read: {why}, or {_ELSEWHERE}. Nothing was changed.")
+
+
+_MESSAGES = {  # for Pythons before 3.11, whose sqlite3 errors lack sqlite_errorname
+    "readonly database": "SQLITE_READONLY", "disk is full": "SQLITE_FULL", "disk I/O error": "SQLITE_IOERR",
+    "unable to open": "SQLITE_CANTOPEN", "is locked": "SQLITE_BUSY", "is busy": "SQLITE_BUSY",
+    "malformed": "SQLITE_CORRUPT", "not a database": "SQLITE_NOTADB", "access permission": "SQLITE_PERM",
+}  # fmt: skip
+
+
+def _ename(e: Exception) -> str:
+    """SQLite's (extended) result code name, e.g. ``SQLITE_READONLY_DIRECTORY``; ``SQLITE_ERROR`` if unknown."""
+    name = getattr(e, "sqlite_errorname", None)
+    if name:
+        return name
+    return next((code for text, code in _MESSAGES.items() if text in str(e)), "SQLITE_ERROR")
+
+
+def _code(e: Exception) -> str:
+    """SQLite's primary result code name, e.g. ``SQLITE_READONLY`` for ``SQLITE_READONLY_DIRECTORY``."""
+    return "_".join(_ename(e).split("_")[:2])
 
 
 def _retry(fn: Callable[[], Any]) -> Any:
@@ -404,7 +751,7 @@ def _retry(fn: Callable[[], Any]) -> Any:
 
 
 def _busy(e: Exception) -> bool:
-    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+    return isinstance(e, sqlite3.OperationalError) and _code(e) in ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 def _iso(t: _dt.datetime) -> str:

@@ -63,3 +63,76 @@ def alive(pid: int) -> bool:
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+# ------------------------------------------------------------------ file-system faults (issue 11)
+
+#: Size of the file system :func:`full_disk_dir` gives: SQLite's 32 KiB ``-shm`` file, the schema and a few
+#: runs with a curve of a few hundred points fit; a few more do not.
+FULL_DISK_BYTES = 256 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory: ``small_disk(size_bytes=FULL_DISK_BYTES) -> Path``, an empty folder that is its own tmpfs
+    of ``size_bytes`` (rounded up to whole 4 KiB pages), so writing in it fails with ENOSPC ("No space
+    left on device"; SQLite: "database or disk is full") once that much is used, exactly as on a full
+    disk. Files in it are in memory and count against the size, and nothing outside it is limited.
+
+    It runs ``mount -t tmpfs`` in this machine's mount namespace, so child processes (a CLI under test)
+    see the same small disk; every mount is lazily unmounted when the test ends, even if files in it
+    are still open (a test run killed with SIGKILL leaves it mounted: ``umount`` it by hand). Mounting needs root or CAP_SYS_ADMIN: CI runs as root, so where it cannot mount the
+    test fails, naming why, instead of passing without testing anything.
+    """
+    import shutil
+
+    mounts: list[Path] = []
+
+    def make(size_bytes: int = FULL_DISK_BYTES) -> Path:
+        folder = tmp_path / f"small-disk-{len(mounts)}"
+        folder.mkdir()
+        try:
+            proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_bytes)},mode=0755",
+                                   "mlx-explore-small-disk", str(folder)], capture_output=True, text=True)  # fmt: skip
+        except FileNotFoundError as e:
+            pytest.fail(f"small_disk: no mount command ({e}); it needs util-linux and root")
+        if proc.returncode != 0:
+            pytest.fail(f"small_disk: cannot mount a {size_bytes}-byte tmpfs at {folder} (needs root or "
+                        f"CAP_SYS_ADMIN; running as uid {os.geteuid()}): {proc.stderr.strip()}")  # fmt: skip
+        mounts.append(folder)
+        total = shutil.disk_usage(folder).total
+        assert total <= size_bytes + 4096, f"small_disk: {folder} holds {total} bytes, not {size_bytes}"
+        return folder
+
+    yield make
+    for folder in reversed(mounts):
+        subprocess.run(["umount", "--lazy", str(folder)], capture_output=True, text=True)
+
+
+@pytest.fixture
+def full_disk_dir(small_disk) -> Path:
+    """An empty folder on its own file system of :data:`FULL_DISK_BYTES` (256 KiB), which fills up after a
+    few hundred KB: a store written there fails with "database or disk is full" part way through a
+    comparison. See :func:`small_disk` for how it works and for another size. Example::
+
+        def test_full_disk_keeps_finished_runs(full_disk_dir):
+            db = full_disk_dir / "results.db"
+            ...  # run a comparison with --db db; the runs stored before the disk filled are complete
+    """
+    return small_disk()
+
+
+def without_write_override(argv: list[str]) -> list[str]:
+    """``argv`` prefixed so that it runs without the power to ignore file permissions: as root, through
+    ``setpriv`` (util-linux) with every capability dropped (CAP_DAC_OVERRIDE, CAP_FOWNER...), so a
+    ``chmod`` stops its writes as it would stop any user's; as another user, unchanged. The process
+    keeps uid 0, so it can still read root's 0700 ``tmp_path``. If ``setpriv`` is missing as root this
+    fails the test: without it a read-only test would test nothing."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("setpriv (util-linux) is needed to drop root's capabilities so that chmod stops writes")
+    return [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", *argv]

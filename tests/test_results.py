@@ -261,3 +261,51 @@ def test_empty_existing_file_becomes_a_store(tmp_path):
     with ResultsStore(path) as store:
         store.add_run(store.begin_comparison(CONFIG, ENV), make_run("sklearn"))
     assert load_runs(path)["framework"].tolist() == ["sklearn"]
+
+
+def test_reading_leaves_the_folder_as_it_was(db):
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
+    assert sorted(before) == ["results.db"]
+    load_runs(db), load_curves(db), load_epochs(db, since="2000-01-01")
+    assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before  # no -wal/-shm left, not a byte changed
+
+
+def test_store_write_error_is_a_store_error():
+    assert issubclass(results.StoreWriteError, StoreError) and issubclass(StoreError, RuntimeError)
+    assert not issubclass(StoreError, ValueError)  # callers tell a bad filter from a bad store
+
+
+def test_bad_values_are_refused_before_anything_is_stored(db):
+    with ResultsStore(db) as store:
+        with pytest.raises(ValueError, match=r"run\['mode'\]: expected text or None, got dict"):
+            store.add_run(1, {**make_run("tensorflow"), "mode": {"eager": True}})
+        with pytest.raises(ValueError, match=r"run\['framework'\]: expected text"):
+            store.add_run(1, {**make_run("tensorflow"), "framework": None})
+        with pytest.raises(ValueError, match="no run 99"):
+            store.add_profile(99, [{"name": "matmul", "calls": 1}])
+        run = make_run("tensorflow")
+        run["repeat"] = np.int64(3)  # NumPy integers are stored as ints
+        store.add_run(1, run)
+    runs = load_runs(db)
+    assert runs["framework"].tolist() == ["torch", "jax", "tensorflow"] and runs["repeat"].tolist() == [1, 1, 3]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM profiles").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_lock_held_too_long_is_a_store_write_error(db, monkeypatch):
+    monkeypatch.setattr(results, "_BUSY_MS", 50)  # instead of a minute, so the test is quick
+    monkeypatch.setattr(results, "_ATTEMPTS", 2)
+    store = ResultsStore(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        with pytest.raises(results.StoreWriteError) as info:
+            store.add_run(1, make_run("tensorflow"))
+        assert info.value.reason == "locked" and str(db) in str(info.value) and "try again" in str(info.value)
+        other.execute("ROLLBACK")
+        store.add_run(1, make_run("tensorflow"))  # the lock is gone: the same store writes again
+    finally:
+        other.close()
+        store.close()
+    assert load_runs(db)["framework"].tolist() == ["torch", "jax", "tensorflow"]
