@@ -6,14 +6,21 @@ every run in the results store, write ``--out`` JSON. ``mlx-explore results``: l
 
 Exit codes: 0 every framework finished, was skipped or is unsupported; 1 a framework failed,
 diverged or timed out (its row says why, the others are kept); 2 bad input (the message names
-the field and the allowed values, or the results store cannot be used); 130 interrupted (Ctrl-C),
-after the finished runs were stored and printed.
+the field and the allowed values, or the results store or ``--out`` cannot be used; checked
+before anything runs); 3 the runs finished but the results store could not be written part way
+(disk full, read-only: the message says which runs were stored, and every run is in the table and
+the ``--out`` JSON, or a JSON file in the working folder when no ``--out`` was given); 130, 143,
+129 stopped by Ctrl-C, SIGTERM or SIGHUP (128 + the signal's number), after the finished runs and
+the running one (as ``interrupted``) were stored, printed and written to ``--out``.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -45,8 +52,20 @@ TABLE_COLUMNS = [
 ]
 
 
+#: Exit code: the runs finished, the results store could not be written (module docstring).
+EXIT_STORE = 3
+
+
+#: ``RunConfig`` fields whose CLI option has another name.
+_OPTION_OF_FIELD = {"timeout_s": "timeout"}
+
+
 def _fail(field: str, message: str) -> None:
-    console.print(f"[bold red]error[/]: {field}: {message}")
+    """Print ``error: FIELD: MESSAGE`` (a ``RunConfig`` field as its ``--option``) and exit 2."""
+    option = _OPTION_OF_FIELD.get(field, field)
+    if option.replace("_", "-") in _COMPARE_OPTIONS:
+        field = "--" + option.replace("_", "-")
+    console.print(f"[bold red]error[/]: {field}: {message}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -81,20 +100,99 @@ def compare(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
     """Train the same model in each framework, one child process each, and compare them."""
+    with _StopSignals() as signals:
+        try:
+            code = _compare(dict(
+                model=model, dataset=dataset, frameworks=frameworks, epochs=epochs, batch_size=batch_size, lr=lr,
+                optimizer=optimizer, momentum=momentum, hidden=hidden, activation=activation, seed=seed,
+                device=device, mode=mode, precision=precision, threads=threads, repeat=repeat,
+                deterministic=deterministic, latency_steps=latency_steps, log_every=log_every, timeout_s=timeout,
+                n_samples=n_samples, n_features=n_features, data_dir=data_dir,
+            ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals)  # fmt: skip
+        except KeyboardInterrupt:  # before the comparison began (imports, validation): nothing ran
+            console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
+            code = signals.exit_code
+    raise typer.Exit(code)
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop a comparison the same clean way.
+
+    The first of them raises ``KeyboardInterrupt`` in the main thread, which the runner turns into
+    the ``interrupted`` run and :class:`~mlx_explore.runner.ComparisonInterrupted`; any further
+    signal while the finished runs are being stored and written is only acknowledged, so a second
+    Ctrl-C (or a scheduler's SIGTERM after its SIGINT) cannot lose them. The exit code is the
+    shell's convention, 128 + the signal's number: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
+    """
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    @property
+    def name(self) -> str | None:
+        """``SIGTERM`` etc. for the first signal received (``None``: none)."""
+        return signal.Signals(self.received).name if self.received is not None else None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the first signal's number (130 when none was recorded: a ``KeyboardInterrupt`` raised
+        some other way)."""
+        return 128 + (self.received if self.received is not None else signal.SIGINT)
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            raise KeyboardInterrupt
+        console.print(f"[yellow]{signal.Signals(signum).name}[/]: still saving the finished runs, one moment")
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            # After a stop the results are written and the process is on its way out: ignore later
+            # signals (SIG_IGN, unlike a Python handler, stays in force while the interpreter shuts
+            # down, so a late second Ctrl-C cannot turn exit 130 into death by SIGINT).
+            signal.signal(sig, signal.SIG_IGN if self.received is not None else previous)
+
+
+def _check_out(out: Path) -> None:
+    """Fail now (exit 2, field ``out``) when ``out`` cannot be written, rather than after the runs."""
+    if out.is_dir():
+        _fail("out", f"{out} is a folder; give a file path such as {out / 'results.json'}")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        _fail("out", f"cannot write {out}: {blocking} is a file, not a folder")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a"):
+            pass
+    except OSError as exc:
+        _fail("out", f"cannot write {out}: {exc.strerror or exc}")
+    if not existed:
+        out.unlink(missing_ok=True)
+
+
+def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool, quiet: bool,
+             signals: _StopSignals) -> int:  # fmt: skip
+    """The ``compare`` command's work; returns the exit code (see the module docstring)."""
     from .results import StoreError
     from .runner import ComparisonInterrupted, plan, run_label
     from .runner import compare as run_comparison
 
     try:
-        config = RunConfig.build(
-            model=model, dataset=dataset, frameworks=frameworks, epochs=epochs, batch_size=batch_size, lr=lr,
-            optimizer=optimizer, momentum=momentum, hidden=hidden, activation=activation, seed=seed, device=device,
-            mode=mode, precision=precision, threads=threads, repeat=repeat, deterministic=deterministic,
-            latency_steps=latency_steps, log_every=log_every, timeout_s=timeout, n_samples=n_samples,
-            n_features=n_features, data_dir=data_dir,
-        )  # fmt: skip
+        config = RunConfig.build(**fields)
     except ConfigError as exc:
         _fail(exc.field, exc.message)
+    if out is not None:
+        _check_out(out)
 
     progress = Progress(
         TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -126,7 +224,8 @@ def compare(
     except DatasetUnavailable as exc:
         _fail("dataset", str(exc))
     except ComparisonInterrupted as exc:
-        console.print("[yellow]interrupted[/]: the running framework was stopped; finished runs are kept")
+        console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): the running run was stopped "
+                      f"and stored as interrupted; finished runs are kept")  # fmt: skip
         result, interrupted = exc.comparison, True
     out_console.print(results_table(result))
     for r in result.runs:
@@ -137,15 +236,31 @@ def compare(
     for d in result.determinism:
         verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else f"[yellow]differ[/] (max |diff| {d['max_abs_diff']:.3g})"
         out_console.print(f"determinism {d['framework']}/{d['mode']}: {d['repeats']} repeats, loss curves {verdict}")
-    if result.db:
+    if result.store_error:
+        stored = sum(r.run_id is not None for r in result.runs)
+        console.print(f"[bold red]error[/]: db: the results store could not be written: {result.store_error}. "
+                      f"{stored} of {len(result.runs)} run(s) were stored; every run is in the table above"
+                      f"{' and in ' + str(out) if out is not None else ''}.")  # fmt: skip
+        if out is None:
+            out = Path(f"mlx-explore-{_dt.datetime.now():%Y%m%d-%H%M%S}.json")
+            console.print(f"Writing the results to {out.resolve()} instead.")
+    elif result.db:
         out_console.print(f"stored in {result.db} (mlx-explore results --db {result.db})")
     if out is not None:
-        path = result.to_json(out)
-        out_console.print(f"results written to {path}")
+        try:
+            path = result.to_json(out)
+            out_console.print(f"results written to {path}")
+        except OSError as exc:
+            console.print(f"[bold red]error[/]: out: cannot write {out}: {exc.strerror or exc}; the table above "
+                          f"is all that is left of the runs not stored")  # fmt: skip
+            return EXIT_STORE
     if interrupted:
-        raise typer.Exit(130)
+        return signals.exit_code
+    if result.store_error:
+        return EXIT_STORE
     if any(r.status in ("failed", "diverged", "timeout", "interrupted") for r in result.runs):
-        raise typer.Exit(1)
+        return 1
+    return 0
 
 
 def _cell(v, fmt: str) -> str:
@@ -167,7 +282,7 @@ def results_table(result) -> Table:
 
 @app.command()
 def results(
-    last: Optional[int] = typer.Option(20, help="show the N most recent runs (0: all)"),
+    last: Optional[int] = typer.Option(20, min=0, max=2**63 - 1, help="show the N most recent runs (0: all)"),
     model: Optional[str] = typer.Option(None, help="only this model"),
     dataset: Optional[str] = typer.Option(None, help="only this data set"),
     framework: Optional[str] = typer.Option(None, help="only these frameworks (comma-separated)"),
@@ -183,8 +298,9 @@ def results(
         runs = load_runs(db, model=model, dataset=dataset, framework=fws, since=since, last=last or None)
     except StoreError as exc:
         _fail("db", str(exc))
-    except ValueError as exc:
-        _fail("since", str(exc))
+    except ValueError as exc:  # load_runs names the field first: "since: ...", "last: ..."
+        field, _, message = str(exc).partition(": ")
+        _fail(field, message) if message and field.isidentifier() else _fail("results", str(exc))
     if as_json:
         cols = [c for c in runs.columns if c not in ("config", "env")]
         out_console.print_json(runs[cols].to_json(orient="records", date_format="iso"))
@@ -217,6 +333,12 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
         devices = ", ".join(info.get("devices", [])) or info.get("error", "") or ", ".join(info.get("missing", []))
         table.add_row(name, "yes" if info["installed"] else "[yellow]no[/]", versions, devices)
     out_console.print(table)
+
+
+#: Long option names of ``compare`` (without ``--``), so errors name the option a user typed.
+_COMPARE_OPTIONS = frozenset(
+    opt[2:] for p in typer.main.get_command(app).commands["compare"].params for opt in p.opts if opt.startswith("--")
+)
 
 
 def main() -> None:

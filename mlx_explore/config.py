@@ -11,6 +11,7 @@ suite), following common practice: Adam with lr 1e-3 (Kingma & Ba, 2015, section
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Literal
 
@@ -26,6 +27,55 @@ FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn")
 # Kept here (not imported from data.py) so validating a config never imports scikit-learn.
 DATASETS = ("digits", "breast_cancer", "wine", "synthetic", "mnist", "fashion_mnist", "cifar10")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+# Upper bounds: far beyond any sensible run, low enough that a typo (an extra zero or three) is
+# caught before anything is allocated or a week of compute is queued.
+#: Most epochs of one run. The batch order is made one epoch at a time, so memory does not grow
+#: with epochs; the logged loss curve does, which ``log_every`` thins.
+MAX_EPOCHS = 1_000_000
+#: Widest hidden layer, and most hidden layers, of the MLP.
+MAX_WIDTH = 1_000_000
+MAX_LAYERS = 64
+#: Size limits of the ``synthetic`` data set (``sklearn.datasets.make_classification``).
+MAX_SAMPLES = 100_000_000
+MAX_FEATURES = 100_000
+MAX_CLASSES = 1_000
+#: Longest ``timeout_s``: one week [s].
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+#: Samples, classes and official test-split size (``None``: split here) of each data set with a
+#: fixed size (``synthetic`` takes ``n_samples``/``n_classes``). Sources: scikit-learn's toy data
+#: sets (https://scikit-learn.org/stable/datasets/toy_dataset.html), MNIST, Fashion-MNIST, CIFAR-10.
+DATASET_FACTS: dict[str, tuple[int, int, int | None]] = {
+    "digits": (1797, 10, None),
+    "breast_cancer": (569, 2, None),
+    "wine": (178, 3, None),
+    "mnist": (70000, 10, 10000),
+    "fashion_mnist": (70000, 10, 10000),
+    "cifar10": (60000, 10, 10000),
+}
+
+
+def split_sizes(config: "RunConfig") -> dict[str, int]:
+    """Samples in each split the config will produce, by arithmetic alone (nothing is loaded).
+
+    Mirrors ``data.load_dataset``: a stratified test split of ``test_fraction`` (or the official
+    test split), then a validation split of ``val_fraction`` of all samples from the rest, each
+    rounded up as scikit-learn's ``train_test_split`` rounds its test share
+    (``sklearn.model_selection._split._validate_shuffle_split``).
+
+    Returns:
+        ``{"train", "val", "test", "classes"}`` [samples; classes].
+    """
+    n, classes, official = DATASET_FACTS.get(config.dataset, (config.n_samples, config.n_classes, None))
+    if official is not None:
+        n_test, n_rest = official, n - official
+        n_val = math.ceil(config.val_fraction * n_rest)
+    else:
+        n_test = math.ceil(config.test_fraction * n)
+        n_rest = n - n_test
+        n_val = math.ceil(config.val_fraction / (1 - config.test_fraction) * n_rest)
+    return {"train": n_rest - n_val, "val": n_val, "test": n_test, "classes": classes}
 
 
 class ConfigError(ValueError):
@@ -90,11 +140,11 @@ class RunConfig(BaseModel):
     model: Literal["logreg", "mlp", "cnn"] = "mlp"
     dataset: str = "digits"
     frameworks: tuple[str, ...] = FRAMEWORKS
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1, allow_inf_nan=False)
     hidden: tuple[int, ...] = (256, 256)
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
     seed: int = Field(0, ge=0, lt=2**32)
@@ -106,13 +156,23 @@ class RunConfig(BaseModel):
     deterministic: bool = False
     latency_steps: int = Field(200, ge=0, le=100_000)
     log_every: int = Field(1, ge=1)
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    n_samples: int = Field(2000, ge=20)
-    n_features: int = Field(20, ge=2)
-    n_classes: int = Field(2, ge=2)
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)
+    n_samples: int = Field(2000, ge=20, le=MAX_SAMPLES)
+    n_features: int = Field(20, ge=2, le=MAX_FEATURES)
+    n_classes: int = Field(2, ge=2, le=MAX_CLASSES)
     data_dir: str | None = None
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        # pydantic's lax mode reads True as 1: ``epochs=True`` would silently train one epoch.
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, bool) and name != "deterministic" and name in cls.model_fields:
+                    raise ConfigError(name, f"expected a number, got the boolean {value!r}")
+        return data
 
     @field_validator("dataset")
     @classmethod
@@ -152,8 +212,17 @@ class RunConfig(BaseModel):
     @field_validator("hidden")
     @classmethod
     def _positive_hidden(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(h < 1 for h in v):
-            raise ValueError(f"hidden layer widths must be >= 1, got {list(v)}")
+        if any(h < 1 or h > MAX_WIDTH for h in v):
+            raise ValueError(f"hidden layer widths must be between 1 and {MAX_WIDTH:,}, got {list(v)}")
+        if len(v) > MAX_LAYERS:
+            raise ValueError(f"at most {MAX_LAYERS} hidden layers, got {len(v)}")
+        return v
+
+    @field_validator("data_dir")
+    @classmethod
+    def _usable_path(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "\x00" in v):
+            raise ValueError("must be a folder path (not empty, no NUL characters)")
         return v
 
     @model_validator(mode="after")
@@ -164,15 +233,37 @@ class RunConfig(BaseModel):
                 f"model 'cnn' needs an image data set ({', '.join(IMAGE_DATASETS)}); "
                 f"{self.dataset!r} is tabular: use model 'mlp' or 'logreg'"
             )
+        if self.model == "mlp" and not self.hidden:
+            raise ConfigError("hidden", "the MLP needs at least one hidden layer width, e.g. 256,256 "
+                                        "(for no hidden layer use model 'logreg')")
         if self.val_fraction + self.test_fraction >= 0.8:
             raise ConfigError("test_fraction", "val_fraction + test_fraction must leave at least 20% for training")
-        from .data import train_size  # arithmetic on known sizes; loads nothing
-
-        n_train = train_size(self)
+        sizes = split_sizes(self)
+        for split, field in (("test", "test_fraction"), ("val", "val_fraction"), ("train", "test_fraction")):
+            if sizes[split] < sizes["classes"]:  # scikit-learn's stratified split needs one sample per class
+                if self.dataset == "synthetic":
+                    field, how = "n_samples", "raise n_samples or lower n_classes"
+                else:
+                    how = f"{'lower' if split == 'train' else 'raise'} {field}"
+                raise ConfigError(field, f"the {split} split would hold {sizes[split]} samples, fewer than the "
+                                         f"{sizes['classes']} classes a stratified split needs: {how}")
+        n_train = sizes["train"]
         if self.batch_size > n_train:
             raise ConfigError(
                 "batch_size", f"must be between 1 and the training split's {n_train} samples (got {self.batch_size})"
             )
+        total_steps = self.epochs * (n_train // self.batch_size)
+        if self.log_every > total_steps:
+            raise ConfigError("log_every", f"must be between 1 and the run's {total_steps} training steps "
+                                           f"({self.epochs} epoch(s) x {n_train // self.batch_size} steps), or the loss "
+                                           f"curve would be empty (got {self.log_every})")
+        if self.threads is not None:
+            from .bench import usable_cores  # noqa: PLC0415 (bench imports numpy; validation of threads only)
+
+            cores = usable_cores()
+            if self.threads > cores:
+                raise ConfigError("threads", f"must be between 1 and the {cores} cores this process may use "
+                                             f"(got {self.threads})")
         return self
 
     # ---------------------------------------------------------------- construction

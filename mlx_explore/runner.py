@@ -171,7 +171,11 @@ class Comparison:
         env: where and how it ran (:func:`environment`).
         runs: one :class:`RunRecord` per run, in the order they ran.
         db: the results store these runs were written to (``None``: not stored).
-        interrupted: True when the comparison was stopped before its end (Ctrl-C, a Stop button).
+        interrupted: True when the comparison was stopped before its end (Ctrl-C, a Stop button,
+            SIGTERM/SIGHUP in the CLI).
+        store_error: why the results store could not be written (disk full, read-only, ...), with
+            ``None`` when every run was stored or storing was off. Runs after the failure were still
+            run and are here, with ``run_id`` ``None``.
     """
 
     config: RunConfig
@@ -179,6 +183,7 @@ class Comparison:
     runs: list[RunRecord]
     db: str | None = None
     interrupted: bool = False
+    store_error: str | None = None
 
     @property
     def metrics(self):
@@ -278,6 +283,7 @@ class Comparison:
             "env": self.env,
             "interrupted": self.interrupted,
             "db": self.db,
+            "store_error": self.store_error,
             "metric_docs": METRIC_DOCS,
             "runs": [r.to_dict(with_times=False) for r in self.runs],
             "determinism": self.determinism,
@@ -457,6 +463,24 @@ def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | Non
             yield from _run_child(name, mode, repeat, path, config, stop)
 
 
+#: The folder that holds this ``mlx_explore`` package (``site-packages``, or the checkout).
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def worker_command(*args: str) -> list[str]:
+    """The command line of a child process: ``mlx_explore.worker`` with ``args``, importing exactly
+    this process's ``mlx_explore``.
+
+    ``python -m mlx_explore.worker`` would put the working directory first on ``sys.path``, so a
+    folder named ``mlx_explore`` there (a checkout of another version) would be imported in the
+    child while the parent runs the installed one. ``-c`` puts ``''`` first instead; the command
+    replaces it with :data:`PACKAGE_ROOT` before importing anything.
+    """
+    boot = ("import sys; sys.path[0] = {root!r}; from mlx_explore.worker import main; "
+            "sys.exit(main(sys.argv[1:]))").format(root=PACKAGE_ROOT)
+    return [sys.executable, "-c", boot, *args]
+
+
 #: How often a running comparison looks at its ``stop`` event [s].
 STOP_POLL_S = 0.1
 
@@ -466,7 +490,7 @@ def _run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: Run
     stderr = tempfile.TemporaryFile(mode="w+")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx_explore.worker", "run", name, str(bundle_path), mode],
+        worker_command("run", name, str(bundle_path), mode),
         stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=child_env(config),
         text=True, start_new_session=True,
     )  # fmt: skip
@@ -589,49 +613,103 @@ def compare(
 
     Returns:
         :class:`Comparison` with one record per run of :func:`plan` that started, whatever its status.
+        If the store could not be written part way (disk full, read-only), the comparison still runs
+        to its end and ``store_error`` says why; the runs not stored have ``run_id`` ``None``.
 
     Raises:
-        ConfigError, DatasetUnavailable: as :func:`iter_compare`.
-        StoreError: the store file is corrupt or from a newer version (raised before anything runs).
-        ComparisonInterrupted: Ctrl-C; finished runs are kept in the store and in its ``comparison``.
+        ConfigError, DatasetUnavailable: as :func:`iter_compare` (nothing is stored then: the
+            comparison's row is written with its first run).
+        StoreError: the store cannot be used: corrupt, from a newer version, read-only, a path
+            under a file (raised before anything runs).
+        ComparisonInterrupted: Ctrl-C; finished runs are kept in the store and in its ``comparison``,
+            the running one is stored as ``interrupted``.
+        Exception: anything else that stops the comparison (an ``on_event`` callback that raises)
+            propagates after the running run was stored as ``failed`` with that error; finished runs
+            stay stored.
     """
     config = config if config is not None else RunConfig.build(**kwargs)
-    results = None
-    if store:
-        from .results import ResultsStore
-
-        results = ResultsStore(db)
-    env = environment()
+    comparison = Comparison(config=config, env={}, runs=[])
     collect = Collector()
-    comparison = Comparison(config=config, env=env, runs=[], db=str(results.path) if results else None)
+    sink = None
     try:
-        comparison_id = results.begin_comparison(config.model_dump(mode="json"), env) if results else None
+        if store:
+            sink = _StoreSink(db, config)  # an unusable store fails here, before anything runs
+            comparison.db = str(sink.path)
+        comparison.env = environment()
         events = iter_compare(config, stop=stop)
         try:
             for event in events:
                 rec = collect(event)
                 rec.label = run_label(config, rec.framework, rec.mode, rec.repeat)
-                if isinstance(event, _TERMINAL) and results is not None:
-                    rec.run_id = results.add_run(comparison_id, _store_row(config, rec))
+                if isinstance(event, _TERMINAL) and sink is not None:
+                    sink.add(rec, comparison.env)
                 if on_event is not None:
                     on_event(event)
-        except KeyboardInterrupt:
-            comparison.interrupted = True
-            for rec in collect.records.values():
-                if not rec.finished:
-                    rec.status, rec.reason = "interrupted", f"interrupted (Ctrl-C) after {len(rec.curve)} logged steps"
-                    if results is not None:
-                        rec.run_id = results.add_run(comparison_id, _store_row(config, rec))
-            comparison.runs = _in_plan_order(config, collect)
-            raise ComparisonInterrupted(comparison) from None
         finally:
-            events.close()  # kills a running child
-    finally:
-        if results is not None:
-            results.close()
-    comparison.runs = _in_plan_order(config, collect)
-    comparison.interrupted = bool(stop is not None and stop.is_set())
+            events.close()  # kills a running child, removes the bundle's temporary folder
+    except KeyboardInterrupt:
+        _end_unfinished(collect, sink, comparison.env, "interrupted", "interrupted (Ctrl-C) after {steps} logged steps")
+        _finish(comparison, config, collect, sink, interrupted=True)
+        raise ComparisonInterrupted(comparison) from None
+    except BaseException as exc:  # an on_event callback, a store write, ...: keep what ran, then re-raise
+        reason = "the comparison stopped after {steps} logged steps: " + f"{type(exc).__name__}: {exc}"[:500]
+        _end_unfinished(collect, sink, comparison.env, "failed", reason)
+        _finish(comparison, config, collect, sink, interrupted=False)
+        raise
+    _finish(comparison, config, collect, sink, interrupted=bool(stop is not None and stop.is_set()))
     return comparison
+
+
+class _StoreSink:
+    """Writes a comparison's runs to the results store as each one ends.
+
+    The comparison's row is written with its first run, so a comparison that never started (bad
+    data set, not enough memory, Ctrl-C while preparing) leaves nothing behind. When a write fails
+    (``results.StoreWriteError``: disk full, read-only, I/O error) storing stops, ``error`` says why
+    and the comparison goes on: its runs are still returned, printed and written to ``--out``.
+    """
+
+    def __init__(self, db: str | Path | None, config: RunConfig):
+        from .results import ResultsStore
+
+        self.store = ResultsStore(db)
+        self.path = self.store.path
+        self.config = config
+        self.comparison_id: int | None = None
+        self.error: str | None = None
+
+    def add(self, rec: RunRecord, env: dict) -> None:
+        from .results import StoreWriteError
+
+        if self.error is not None:
+            return
+        try:
+            if self.comparison_id is None:
+                self.comparison_id = self.store.begin_comparison(self.config.model_dump(mode="json"), env)
+            rec.run_id = self.store.add_run(self.comparison_id, _store_row(self.config, rec))
+        except StoreWriteError as exc:
+            self.error = str(exc)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _end_unfinished(collect: Collector, sink: _StoreSink | None, env: dict, status: str, reason: str) -> None:
+    """Give every run still running ``status`` (``reason`` may use ``{steps}``) and store it."""
+    for rec in collect.records.values():
+        if not rec.finished:
+            rec.status, rec.reason = status, reason.replace("{steps}", str(len(rec.curve)), 1)
+            if sink is not None:
+                sink.add(rec, env)
+
+
+def _finish(comparison: Comparison, config: RunConfig, collect: Collector, sink: _StoreSink | None,
+            interrupted: bool) -> None:  # fmt: skip
+    comparison.runs = _in_plan_order(config, collect)
+    comparison.interrupted = comparison.interrupted or interrupted
+    if sink is not None:
+        comparison.store_error = sink.error
+        sink.close()
 
 
 def _store_row(config: RunConfig, rec: RunRecord) -> dict:

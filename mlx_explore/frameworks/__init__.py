@@ -131,17 +131,16 @@ def probe(name: str, timeout: float = 300, nice: int = 0) -> dict:
     import json
     import os
     import subprocess
-    import sys
 
     from ..config import RunConfig
-    from ..runner import child_env
+    from ..runner import child_env, worker_command
 
     missing = missing_modules(name)
     if missing:
         return {"installed": False, "missing": missing}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "mlx_explore.worker", "probe", name],
+            worker_command("probe", name),
             capture_output=True, text=True, env=child_env(RunConfig()), timeout=timeout,
             preexec_fn=(lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None,
         )  # fmt: skip
