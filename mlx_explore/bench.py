@@ -21,7 +21,7 @@ import os
 import resource
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,8 +70,9 @@ def window_stats(windows: Sequence[tuple[int, float]], batch_size: int) -> dict[
     }
 
 
-def window_lengths(steps_per_epoch: int, epochs: int, max_len: int, min_windows: int = 5) -> list[list[int]]:
-    """How to cut training into timed windows: one list of window lengths per epoch.
+def window_lengths(steps_per_epoch: int, epochs: int, max_len: int, min_windows: int = 5) -> Iterator[list[int]]:
+    """How to cut training into timed windows: the list of window lengths of each epoch, yielded
+    one epoch at a time (so the plan of 10**9 epochs takes no more memory than that of one).
 
     The very first step is a window of its own (it includes tracing and compilation). The others
     are cut into windows of equal length ``L = clamp((total - 1) // min_windows, 1, max_len)``, a
@@ -79,22 +80,22 @@ def window_lengths(steps_per_epoch: int, epochs: int, max_len: int, min_windows:
     ``min_windows`` windows whenever ``total - 1 >= min_windows``.
 
     Raises:
-        ValueError: ``steps_per_epoch`` or ``epochs`` below 1.
+        ValueError: ``steps_per_epoch`` or ``epochs`` below 1 (at the call, not at the first epoch).
     """
     if steps_per_epoch < 1 or epochs < 1:
         raise ValueError(f"steps_per_epoch and epochs must be >= 1, got {steps_per_epoch} and {epochs}")
-    total = steps_per_epoch * epochs
-    length = max(1, min(max_len, (total - 1) // min_windows))
-    out = []
-    for e in range(epochs):
-        todo = steps_per_epoch - (1 if e == 0 else 0)
-        lengths = [1] if e == 0 else []
-        while todo > 0:
-            n = min(length, todo)
-            lengths.append(n)
-            todo -= n
-        out.append(lengths)
-    return out
+    length = max(1, min(max_len, (steps_per_epoch * epochs - 1) // min_windows))
+
+    def cut(todo: int) -> list[int]:
+        return [length] * (todo // length) + ([todo % length] if todo % length else [])
+
+    def plan() -> Iterator[list[int]]:
+        yield [1, *cut(steps_per_epoch - 1)]
+        later = cut(steps_per_epoch)  # every later epoch is cut the same way
+        for _ in range(epochs - 1):
+            yield later
+
+    return plan()
 
 
 def time_calls(fn: Callable[[int], Any], sync: Callable[[Any], Any], n: int, warmup: int = 0) -> np.ndarray:

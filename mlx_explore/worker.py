@@ -155,7 +155,7 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         trainer = module.Trainer(bundle.spec, bundle.weights, config, x_train, bundle.data.y_train)
         emit(Started(framework, device=trainer.device, device_name=trainer.device_name, device_kind=trainer.device_kind,
                      versions=module.Trainer.versions(), flags=flags, import_s=import_s,
-                     total_steps=bundle.total_steps, epochs=int(bundle.order.shape[0]), pid=os.getpid(), time_s=_clock()))  # fmt: skip
+                     total_steps=bundle.total_steps, epochs=bundle.order.epochs, pid=os.getpid(), time_s=_clock()))  # fmt: skip
         settle()
         metrics, notes = fit(trainer, bundle, emit, _clock, flush)
         metrics.update(import_s=import_s, n_params=bundle.spec.n_params())

@@ -14,7 +14,7 @@ bundle = Bundle.load(bundle_path)
 trainer = trainer_module(framework).Trainer(
     bundle.spec, bundle.weights, bundle.config, bundle.inputs(bundle.data.x_train), bundle.data.y_train
 )
-idx = bundle.order[0, 0]
+idx = bundle.order.epoch(0)[0]  # the first training batch
 logits = trainer.logits(bundle.inputs(bundle.data.x_train[idx]))
 weights = trainer.weights()
 np.savez(out, logits=logits, **{f"w:{k}": v for k, v in weights.items()})

@@ -49,7 +49,7 @@ def test_window_stats_take_medians_over_windows():
 
 @pytest.mark.parametrize("steps,epochs", [(39, 1), (39, 10), (9, 40), (3, 1), (1, 1), (250, 3)])
 def test_window_plan_covers_every_step_once_and_isolates_the_first(steps, epochs):
-    plan = bench.window_lengths(steps, epochs, max_len=100, min_windows=5)
+    plan = list(bench.window_lengths(steps, epochs, max_len=100, min_windows=5))
     assert len(plan) == epochs
     assert all(sum(lengths) == steps for lengths in plan)  # windows never cross an epoch's end
     assert plan[0][0] == 1  # the compile step is alone

@@ -398,15 +398,15 @@ def test_training_loop_logs_every_kth_step_with_its_own_loss_and_visits_every_ba
     bundle = bundle_mod.prepare(config)
     trainer, events = _KnownLossTrainer(), []
     metrics, _ = train(trainer, bundle, events.append, lambda: 0.0)
-    total = bundle.order.shape[0] * bundle.order.shape[1]
+    total = bundle.total_steps
     steps = [s for ev in events if isinstance(ev, Steps) for s in ev.expand()]
     assert [s.step for s in steps] == list(range(log_every, total + 1, log_every))
     assert [s.loss for s in steps] == [1.0 / s.step for s in steps]
-    per_epoch = bundle.order.shape[1]
+    per_epoch = bundle.steps_per_epoch
     assert [s.epoch for s in steps] == [(s.step - 1) // per_epoch + 1 for s in steps]
     assert [ev.epoch for ev in events if isinstance(ev, Epoch)] == [1, 2, 3]
-    np.testing.assert_array_equal(np.array(trainer.batches), bundle.order.reshape(total, -1))
-    assert metrics["steps"] == total
+    np.testing.assert_array_equal(np.array(trainer.batches), np.concatenate(list(bundle.order)))
+    assert metrics["steps"] == total == 3 * per_epoch
 
 
 def test_training_loop_stops_at_the_first_nonfinite_loss():
@@ -418,3 +418,30 @@ def test_training_loop_stops_at_the_first_nonfinite_loss():
     with pytest.raises(Diverged) as info:
         train(_KnownLossTrainer(nan_at=7), bundle, lambda ev: None, lambda: 0.0)
     assert info.value.step == 7
+
+
+def test_the_window_plan_of_a_billion_epochs_holds_nothing_per_epoch():
+    import tracemalloc
+
+    from mlx_explore import bench
+
+    tracemalloc.start()
+    try:
+        plan = bench.window_lengths(39, 10**9, max_len=100, min_windows=5)
+        first, second = next(plan), next(plan)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first == [1, 38] and second == [39] and peak < 1 << 16
+
+
+def test_latency_phase_replays_the_first_batches_across_epochs():
+    from mlx_explore.data import BatchOrder
+    from mlx_explore.frameworks.common import step_latency
+
+    order = BatchOrder(100, 32, 5, seed=0)  # 3 steps an epoch, 15 in all
+    trainer = _KnownLossTrainer()
+    metrics = step_latency(trainer, order, 20)
+    every = np.concatenate(list(order))
+    np.testing.assert_array_equal(np.array(trainer.batches), every[np.arange(22) % 15])  # 2 warm-up + 20 timed
+    assert set(metrics) == {"step_ms_p50", "step_ms_p95", "step_ms_p99"}

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import bench
 from ..bundle import Bundle
+from ..data import BatchOrder
 from ..events import Epoch, Event, Steps
 from ..metrics import classification_metrics, loss_and_accuracy
 
@@ -106,7 +107,8 @@ def fit(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None],
 
     Phases, in order (each its own figure, see ``runner.METRIC_DOCS``):
 
-    1. **training**: all epochs of ``bundle.order``, cut into timed windows
+    1. **training**: all epochs of ``bundle.order`` (each epoch's batches drawn before its first
+       window, outside the timing), cut into timed windows
        (:func:`bench.window_lengths`); the first step is timed alone (trace + compile); the
        steady windows give ``samples_per_s`` (median) and ``cpu_parallelism``; validation after
        each epoch, outside the windows. ``Steps``/``Epoch`` events are emitted between windows.
@@ -175,7 +177,7 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
     every = cfg.log_every
     for e, lengths in enumerate(plan):
         epoch_losses = []
-        rows = trainer.indices(order[e])  # converted once an epoch, as a hand-written loop would
+        rows = trainer.indices(order[e])  # drawn and converted once an epoch, as a hand-written loop would
         s = 0
         for n in lengths:
             c0, t0 = bench.cpu_seconds(), clock_()
@@ -244,13 +246,13 @@ def evaluate(trainer: TrainerProtocol, bundle: Bundle) -> dict:
     }
 
 
-def step_latency(trainer: TrainerProtocol, order: np.ndarray, n: int) -> dict:
+def step_latency(trainer: TrainerProtocol, order: BatchOrder, n: int) -> dict:
     """Phase 3 of :func:`fit`: ``n`` training steps, a sync after each, as ``step_ms_p50/p95/p99``.
 
-    Batches replay ``order`` from its start (cycling); two untimed warm-up steps come first.
+    Batches replay ``order`` from its start (:meth:`BatchOrder.first_steps`, cycling); two untimed
+    warm-up steps come first.
     """
-    flat = order.reshape(-1, order.shape[-1])
-    rows = trainer.indices(flat[np.arange(n + 2) % len(flat)])  # converted before the clock starts
+    rows = trainer.indices(order.first_steps(n + 2))  # drawn and converted before the clock starts
     times = bench.time_calls(lambda i: trainer.train_step(rows[i]), lambda h: trainer.losses([h]), n, warmup=2)
     return {f"step_ms_{k}": v * 1e3 for k, v in bench.percentiles(times).items()}
 

@@ -363,7 +363,7 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
     def clock() -> float:
         return time.perf_counter() - t_start
 
-    epochs_, steps_per_epoch, batch = bundle.order.shape
+    epochs_, steps_per_epoch, batch = bundle.order.shape  # (epochs, steps, batch) of the BatchOrder
     samples = epochs_ * steps_per_epoch * batch
 
     def harness_round() -> dict:
@@ -381,7 +381,7 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
             watch.reset()
             gc.collect()
             t0 = time.perf_counter()
-            for batches in bundle.order:
+            for batches in bundle.order:  # each epoch drawn here, as the harness draws it in common.train
                 loss = train_epoch(batches)
                 v = validate()
             wall = time.perf_counter() - t0
