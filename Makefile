@@ -3,19 +3,26 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-tests demo test fuzz bench clean
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
+
+setup-tests:  # set-up plus headless Chromium for the browser test (apt-get; root or passwordless sudo)
+	VENV=$(VENV) bash scripts/setup.sh --tests
 
 demo: setup
 	$(BIN)/mlx-explore compare --model mlp --dataset digits --frameworks torch,jax,tensorflow,sklearn --epochs 10 --out results/mlp_digits.json
 
-test: setup
+test: setup-tests
 	$(BIN)/python -m pytest -q
 
-bench: setup  # figures, not tests: harness overhead and LiveCurves drawing overhead
+fuzz: setup  # the generated bad-input suite, far longer than CI runs it (tests/test_bad_input.py)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_bad_input.py
+
+bench: setup  # figures, not tests: harness overhead, LiveCurves drawing overhead, peak memory vs epochs
 	$(BIN)/python tests/benchmarks/overhead.py --threads 1 --mode both
 	$(BIN)/python tests/benchmarks/live_overhead.py
+	$(BIN)/python tests/benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

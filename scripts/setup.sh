@@ -4,8 +4,9 @@
 # Frameworks are installed only when missing, as CPU builds where that matters:
 #   torch==2.13.0  (the CPU wheel; an unpinned 'torch' pulls several GB of CUDA packages)
 #   tensorflow-cpu (the 'tensorflow' wheel is the same code plus GPU libraries)
-# Headless Chromium for the browser test comes from Debian's 'chromium' package (Playwright drives
-# it through executable_path and never downloads a browser of its own).
+# With --tests (make test) it also installs headless Chromium, which only the browser test needs,
+# from Debian's 'chromium' package (Playwright drives it through executable_path and never
+# downloads a browser of its own); the main job (make demo) never needs a browser, apt-get or sudo.
 # A second run with nothing changed returns in about a second (stamp file).
 # Environment: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv).
 set -euo pipefail
@@ -27,7 +28,11 @@ install_chromium() {
   "${sudo[@]}" apt-get install -y -qq chromium >/dev/null ||
     { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; }
 }
-install_chromium
+case "${1:-}" in
+  --tests) install_chromium ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import mlx_explore" 2>/dev/null; then
   echo "setup: $VENV is up to date"
