@@ -235,3 +235,29 @@ def test_a_store_that_fills_up_keeps_every_run_in_the_table_and_json(with_out, s
     assert _stored(db) == [("sklearn", "ok")]
     stored = load_runs(db)
     assert stored["test_accuracy"].iloc[0] == doc["runs"][0]["metrics"]["test_accuracy"]
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"dataset": "mnist"}, "DatasetUnavailable"),
+    ({"hidden": (100_000, 100_000)}, "ConfigError"),
+])  # fmt: skip
+def test_a_comparison_that_never_starts_writes_nothing_to_the_store(change, error, tmp_path, results_db, monkeypatch):
+    from mlx_explore.data import DOWNLOADS
+
+    # mnist from a closed local port: offline, fast, whatever the machine's network
+    monkeypatch.setitem(DOWNLOADS, "mnist", [(f, "http://127.0.0.1:9/" + f, h) for f, _, h in DOWNLOADS["mnist"]])
+    with pytest.raises(Exception) as info:
+        compare(frameworks=["sklearn"], epochs=1, data_dir=str(tmp_path / "data"), **change)
+    assert type(info.value).__name__ == error
+    if results_db.exists():
+        with sqlite3.connect(results_db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM comparisons").fetchone() == (0,)
+            assert conn.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+
+
+def test_a_store_path_under_a_file_is_exit_2_naming_db(tmp_path):
+    cli = _cli("compare", "--frameworks", "sklearn", "--epochs", "1", "-q", "--db", "/etc/passwd/results.db",
+               cwd=tmp_path)  # fmt: skip
+    stdout, stderr = cli.communicate(timeout=60)
+    assert cli.returncode == 2, stderr
+    assert "--db" in stderr and "/etc/passwd" in stderr and "Traceback" not in stderr
