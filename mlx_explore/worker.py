@@ -154,7 +154,7 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         x_train = bundle.inputs(bundle.data.x_train)
         trainer = module.Trainer(bundle.spec, bundle.weights, config, x_train, bundle.data.y_train)
         emit(Started(framework, device=trainer.device, device_name=trainer.device_name, device_kind=trainer.device_kind,
-                     versions=module.Trainer.versions(), flags=flags, import_s=import_s,
+                     versions=module.versions(), flags=flags, import_s=import_s,
                      total_steps=bundle.total_steps, epochs=bundle.order.epochs, pid=os.getpid(), time_s=_clock()))  # fmt: skip
         settle()
         metrics, notes = fit(trainer, bundle, emit, _clock, flush)
@@ -186,9 +186,10 @@ def _process_flags() -> dict:
 def probe(framework: str) -> int:
     """Print ``{"framework", "versions", "devices": [...]}`` for one framework."""
     stream = _event_stream()
-    module = __import__(f"mlx_explore.frameworks.{framework}.trainer", fromlist=["Trainer"])
-    devices = module.list_devices() if hasattr(module, "list_devices") else ["cpu"]
-    stream.write(json.dumps({"framework": framework, "versions": module.Trainer.versions(), "devices": devices}) + "\n")
+    from .frameworks import trainer_module
+
+    module = trainer_module(framework)  # every adapter has list_devices and versions (frameworks/contract.py)
+    stream.write(json.dumps({"framework": framework, "versions": module.versions(), "devices": module.list_devices()}) + "\n")
     stream.flush()
     return 0
 

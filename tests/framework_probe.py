@@ -1,6 +1,7 @@
-"""Test helper run in a child process: build one framework's trainer from a bundle and save
-(a) the logits of the first training batch, (b) its weights read back in canonical layout,
-(c) the first step's loss. Usage: python framework_probe.py FRAMEWORK BUNDLE.npz OUT.npz"""
+"""Test helper run in a child process: build one framework's trainer from a bundle (the adapter
+contract, ``mlx_explore/frameworks/contract.py``) and save (a) the logits of the first training
+batch, (b) its weights read back in canonical layout, before any step.
+Usage: python framework_probe.py FRAMEWORK BUNDLE.npz OUT.npz"""
 
 import sys
 

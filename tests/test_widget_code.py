@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from mlx_explore.frameworks import REGISTRY
 from widgets import code
 from widgets.code import CodeCompare, align_blocks, model_source
 
@@ -48,6 +49,29 @@ def test_shown_source_is_inspect_of_the_real_object(fw, model, name):
     w = CodeCompare(model=model, frameworks=(fw,), align=False)
     assert real in w.sources[fw]
     assert real in cell_texts(w.html.value)[0]
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax", "tensorflow", "sklearn"])
+def test_each_models_module_declares_what_is_shown(fw):
+    declared = models_module(fw).MODEL_CODE
+    assert set(declared) == set(REGISTRY[fw].models)
+    for model, name in declared.items():
+        assert inspect.getsource(getattr(models_module(fw), name)).rstrip("\n") in model_source(fw, model)
+
+
+def test_the_widget_reads_the_declaration_not_a_map_of_its_own(monkeypatch):
+    text = (
+        "WIDTH = 3\nUNUSED = 4\n\nMODEL_CODE = {'logreg': 'tiny', 'mlp': 'Wide', 'cnn': 'tiny'}\n\n\n"
+        "def tiny():\n    return nn.Linear(1, 2)\n\n\n"
+        "@decorated\nclass Wide:\n    size = WIDTH\n"
+    )
+    monkeypatch.setattr(code, "_module_text", lambda fw: text)
+    assert model_source("torch", "mlp") == "WIDTH = 3\n\n\n@decorated\nclass Wide:\n    size = WIDTH"
+    assert model_source("jax", "cnn") == "def tiny():\n    return nn.Linear(1, 2)"
+    assert model_source("tensorflow", "logreg").endswith("def tiny():\n    return nn.Linear(1, 2)")
+    monkeypatch.setattr(code, "_module_text", lambda fw: text.replace("'Wide'", "'Gone'"))
+    with pytest.raises(LookupError, match="no module-level class or function Gone in mlx_explore/frameworks/torch/models.py"):
+        model_source("torch", "mlp")
 
 
 def test_activations_line_comes_from_the_module():

@@ -1,18 +1,20 @@
 """``CodeCompare``: the same model's code in every framework, side by side, syntax-highlighted.
 
 The code is read from ``mlx_explore/frameworks/<fw>/models.py``, the very files the trainers import,
-so what is shown cannot drift from what is measured. The file is located with ``importlib.util.find_spec``
-and the class or function cut out of it with :mod:`ast` (what :func:`inspect.getsource` does, without
-importing the module): showing PyTorch code must not import PyTorch into the notebook kernel (DESIGN.md:
-frameworks live in their child processes; JAX could grab GPU memory the runs need). A framework that is
-not installed still shows its code, with a note in the column header.
+so what is shown cannot drift from what is measured. Which class or function is a model's code is
+each module's own declaration, ``MODEL_CODE`` (``mlx_explore.frameworks.contract.model_code``); the
+module-level constants that code uses (``ACTIVATIONS``) are shown above it. The file is located with
+``importlib.util.find_spec`` and the objects cut out of it with :mod:`ast` (what
+:func:`inspect.getsource` does, without importing the module): showing PyTorch code must not import
+PyTorch into the notebook kernel (``docs/architecture.md``: frameworks live in their child
+processes; JAX could grab GPU memory the runs need). A framework that is not installed still shows
+its code, with a note in the column header.
 """
 
 from __future__ import annotations
 
 import ast
 import html
-import importlib.util
 import re
 from functools import lru_cache
 
@@ -24,16 +26,10 @@ from pygments.lexers import PythonLexer
 from mlx_explore import frameworks as registry
 from mlx_explore.config import FRAMEWORKS, MODELS
 from mlx_explore.frameworks import REGISTRY, UNSUPPORTED_MODEL_REASON
+from mlx_explore.frameworks.contract import model_code, models_path
 
 from ._common import color
 
-#: Objects shown per framework and model: (names in the models module, uses ``ACTIVATIONS``).
-_OBJECTS = {
-    "torch": {"logreg": ("MLP", True), "mlp": ("MLP", True), "cnn": ("CNN", False)},
-    "jax": {"logreg": ("MLP", True), "mlp": ("MLP", True), "cnn": ("CNN", False)},
-    "tensorflow": {"logreg": ("mlp", False), "mlp": ("mlp", False), "cnn": ("cnn", False)},
-    "sklearn": {"logreg": ("mlp", True), "mlp": ("mlp", True)},
-}
 #: Install hint per framework (scikit-learn is a core dependency, the others are extras).
 _INSTALL = {fw: f"pip install 'mlx-explore[{fw}]'" for fw in FRAMEWORKS} | {"sklearn": "pip install scikit-learn"}
 
@@ -78,22 +74,31 @@ def unsupported_note(framework: str, model: str) -> str | None:
 
 @lru_cache(maxsize=None)
 def _module_text(framework: str) -> str:
-    spec = importlib.util.find_spec(f"mlx_explore.frameworks.{framework}.models")  # imports no framework
-    with open(spec.origin, encoding="utf-8") as f:
+    with open(models_path(framework), encoding="utf-8") as f:  # imports no framework
         return f.read()
 
 
-def _segment(text: str, name: str, kinds: tuple[type, ...]) -> str:
-    """Source lines of the module-level definition ``name`` (decorators included)."""
-    lines = text.splitlines()
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.Assign) and ast.Assign in kinds:
-            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-                return "\n".join(lines[node.lineno - 1 : node.end_lineno])
-        elif isinstance(node, kinds) and getattr(node, "name", None) == name:
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            return "\n".join(lines[start - 1 : node.end_lineno])
-    raise LookupError(f"no module-level {name} in {module_path(name)}")
+def _source(lines: list[str], node: ast.AST) -> str:
+    """Source lines of a module-level statement (decorators included)."""
+    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    return "\n".join(lines[start - 1 : node.end_lineno])
+
+
+def _segments(framework: str, name: str) -> list[str]:
+    """The module-level class or function ``name`` of ``framework``'s models module, preceded by
+    the module-level constants (single-name assignments) it uses, in file order."""
+    text = _module_text(framework)
+    lines, body = text.splitlines(), ast.parse(text).body
+    obj = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
+    if obj is None:
+        raise LookupError(f"no module-level class or function {name} in {module_path(framework)}")
+    used = {n.id for n in ast.walk(obj) if isinstance(n, ast.Name)}
+    constants = [
+        n for n in body
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+        and n.targets[0].id in used
+    ]  # fmt: skip
+    return [_source(lines, n) for n in constants] + [_source(lines, obj)]
 
 
 def model_source(framework: str, model: str) -> str:
@@ -104,10 +109,11 @@ def model_source(framework: str, model: str) -> str:
         model: one of ``logreg``, ``mlp``, ``cnn``.
 
     Returns:
-        The module-level ``ACTIVATIONS`` line where the model uses it, then the class or function
-        (``logreg`` is the MLP with ``hidden=()``, said in a leading comment); for an unsupported
-        pair, the note from :func:`unsupported_note`. Identical to ``inspect.getsource`` of the
-        imported object (a test checks it).
+        The module-level constants the model's code uses (``ACTIVATIONS``), then the class or
+        function the module's ``MODEL_CODE`` names for ``model`` (``logreg`` is the MLP with
+        ``hidden=()``, said in a leading comment); for an unsupported pair, the note from
+        :func:`unsupported_note`. Identical to ``inspect.getsource`` of the imported object (a test
+        checks it).
 
     Raises:
         ValueError: unknown framework or model (the message lists the allowed values).
@@ -115,11 +121,7 @@ def model_source(framework: str, model: str) -> str:
     note = unsupported_note(framework, model)
     if note:
         return note
-    name, uses_activations = _OBJECTS[framework][model]
-    text = _module_text(framework)
-    parts = [_segment(text, "ACTIVATIONS", (ast.Assign,))] if uses_activations else []
-    parts.append(_segment(text, name, (ast.ClassDef, ast.FunctionDef)))
-    out = "\n\n\n".join(parts)
+    out = "\n\n\n".join(_segments(framework, model_code(framework, _module_text(framework))[model]))
     if model == "logreg":
         out = f"# logreg: the MLP with hidden=() (softmax regression)\n{out}"
     return out

@@ -1,25 +1,29 @@
-"""What every framework's ``trainer.py`` provides, and the one training loop that drives them all.
+"""The one training loop that drives every framework's ``Trainer``, and its measured phases.
 
-Each ``frameworks/<name>/trainer.py`` defines ``Trainer`` with the same constructor and methods
-(the protocol below). The loop, the timing windows, the loss logging and the metrics live here,
-once, so a difference between frameworks can only come from the framework.
-
-Timing (DESIGN.md, "Honest timing"): the first step (trace + compile) is timed alone with a sync
-after it. The remaining steps run in windows (at least ``MIN_WINDOWS``, at most ``WINDOW_STEPS``
-steps each) with no sync inside a window; reading the window's losses back (``Trainer.losses``) is
-the sync at its end. Steady throughput is the median over windows; validation, per-step latency,
-inference and the machine figures are separate phases (:func:`fit`). The primitives are in
-``mlx_explore/bench.py``.
-
-Each trainer module also has ``configure(config) -> dict``, called by the worker right after the
+What each ``frameworks/<name>/trainer.py`` provides (module-level ``select_device``,
+``configure``, ``build_model``, ``load_weights``, ``make_optimizer``, ``make_train_step``,
+``list_devices``, ``versions`` and the class ``Trainer``) is written down as code in
+``frameworks/contract.py`` (:class:`~.contract.AdapterModule`, :class:`~.contract.TrainerProtocol`,
+the declared capabilities) and checked there for every registered framework
+(``tests/test_adapters.py``). The worker calls ``configure(config, threads)`` right after the
 import and before ``Trainer``: it puts the fairness settings in force (threads, TF32, determinism,
 precision) and returns them **read back from the framework**, to be recorded with the run.
+
+The loop, the timing windows, the loss logging and the metrics live here, once, so a difference
+between frameworks can only come from the framework.
+
+Timing (``docs/architecture.md``, "Honest timing"): the first step (trace + compile) is timed alone
+with a sync after it. The remaining steps run in windows (at least ``MIN_WINDOWS``, at most
+``WINDOW_STEPS`` steps each) with no sync inside a window; reading the window's losses back
+(``Trainer.losses``) is the sync at its end. Steady throughput is the median over windows;
+validation, per-step latency, inference and the machine figures are separate phases (:func:`fit`).
+The primitives are in ``mlx_explore/bench.py``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +32,8 @@ from ..bundle import Bundle
 from ..data import BatchOrder
 from ..events import Epoch, Event, Steps
 from ..metrics import classification_metrics, loss_and_accuracy
+# DeviceUnavailable is defined with the contract and re-exported here, where the worker imports it.
+from .contract import DeviceUnavailable, TrainerProtocol  # noqa: F401
 
 #: Longest timing window [steps]; also how often step events reach a live plot.
 WINDOW_STEPS = 100
@@ -45,55 +51,6 @@ class Diverged(RuntimeError):
     def __init__(self, step: int, loss: float):
         self.step, self.loss = step, loss
         super().__init__(f"training loss became {loss} at step {step}")
-
-
-class TrainerProtocol(Protocol):
-    """The interface of ``frameworks/<name>/trainer.py:Trainer``.
-
-    ``Trainer(spec, weights, config, x_train, y_train)`` builds the model from the canonical
-    ``weights`` (see ``models.py``), the optimizer named by ``config``, and places the training
-    arrays (``x_train``: ``float32 (N, F)`` or NHWC images; ``y_train``: ``int64 (N,)``) on the
-    device chosen by ``config.device``.
-
-    Raises (constructor):
-        DeviceUnavailable: the requested device is not visible to the framework.
-    """
-
-    device: str  # where it runs, e.g. "cpu", "cuda:0"
-    device_name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3"
-    device_kind: str  # "cpu", "gpu" or "tpu"
-
-    def indices(self, rows: np.ndarray) -> Sequence[Any]:
-        """Training rows ``int64 (steps, B)`` (one epoch's batches, or some of them) in the form
-        :meth:`train_step` takes, converted once for all of them (a PyTorch tensor, on the device):
-        ``indices(rows)[i]`` is step ``i``'s batch. Per-step conversions cost microseconds that a
-        window's steps would otherwise pay one by one."""
-
-    def train_step(self, idx: Any) -> Any:
-        """One optimizer step on the training rows ``idx`` (an element of :meth:`indices`); returns
-        the batch loss (mean cross-entropy before the update) as a device value, without
-        synchronizing."""
-
-    def losses(self, handles: list[Any]) -> np.ndarray:
-        """Bring step losses to the host as ``float64 (len(handles),)``; this is the sync point."""
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Forward pass in inference mode: ``(N, ...)`` inputs to ``float32 (N, C)`` logits."""
-
-    def weights(self) -> dict[str, np.ndarray]:
-        """Current parameters in canonical names and layout (``models.init_weights``)."""
-
-    def peak_device_mb(self) -> float | None:
-        """Peak accelerator memory allocated by the framework so far [MiB]; ``None`` on a CPU or
-        where the framework reports nothing."""
-
-    def matmul(self) -> tuple[Callable[[], Any], Callable[[Any], Any], int, str] | None:
-        """On an accelerator: ``(run one float32 n x n product, wait for its result, n, label)`` in
-        this framework, the reference for MFU; ``None`` on a CPU (NumPy's matmul is the reference)."""
-
-
-class DeviceUnavailable(RuntimeError):
-    """The framework does not see the requested device (the run is reported as ``skipped``)."""
 
 
 def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
@@ -280,22 +237,27 @@ def machine_figures(trainer: TrainerProtocol, bundle: Bundle, metrics: dict, not
     ``mfu`` = ``gflops_per_s`` / ``peak_gflops_per_s``, where the peak is measured in this process
     on this device: NumPy's float32 matmul on a CPU (the same reference for every framework), the
     framework's own matmul on an accelerator (``trainer.matmul``).
+
+    The device figures come from the trainer's declared capabilities (``trainer.capabilities``,
+    ``frameworks/contract.py``): ``peak_device_mb()`` with ``device_memory``, ``matmul()`` with
+    ``device_matmul``; a trainer without them gets ``None`` and a note.
     """
+    caps = trainer.capabilities
     metrics["peak_rss_mb"] = bench.peak_rss_mb()
-    peak_dev = trainer.peak_device_mb() if hasattr(trainer, "peak_device_mb") else None
+    peak_dev = trainer.peak_device_mb() if "device_memory" in caps else None
     metrics["peak_device_mb"] = peak_dev
     if peak_dev is None:
         notes["peak_device_mb"] = (
             "the device is the CPU: its memory is in peak_rss_mb"
-            if getattr(trainer, "device_kind", "cpu") == "cpu"
-            else f"{getattr(trainer, 'name', '?')} reports no device memory statistics here"
+            if trainer.device_kind == "cpu"
+            else f"{trainer.name} reports no device memory statistics here"
         )
     step_flops = bench.training_flops(bundle.spec, bundle.config.batch_size)
     metrics["train_gflop_per_step"] = step_flops / 1e9
     sps = metrics.get("samples_per_s")
     gflops = step_flops / bundle.config.batch_size * sps / 1e9 if sps and np.isfinite(sps) else None
     metrics["gflops_per_s"] = gflops
-    mm = trainer.matmul() if hasattr(trainer, "matmul") else None
+    mm = trainer.matmul() if "device_matmul" in caps else None
     if mm:
         fn, sync, n, label = mm
         peak, how = bench.matmul_peak_gflops(fn, sync, n=n)

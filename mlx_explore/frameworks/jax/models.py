@@ -13,6 +13,9 @@ import flax.linen as nn
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "sigmoid": nn.sigmoid}
 
+# The code of each model kind (logreg is the MLP with no hidden layer).
+MODEL_CODE = {"logreg": "MLP", "mlp": "MLP", "cnn": "CNN"}
+
 
 class MLP(nn.Module):
     """Dense layers of widths ``hidden`` with one activation, then a dense layer to the logits.

@@ -1,4 +1,5 @@
-"""Training JAX/Flax models from the canonical weights with Optax.
+"""Training JAX/Flax models from the canonical weights with Optax (the adapter contract:
+``frameworks/contract.py``).
 
 Loading: canonical names map to Linen's (``dense_0`` -> ``Dense_0``, ``conv_0`` -> ``Conv_0``); the
 layouts are identical, nothing is transposed.
@@ -13,9 +14,10 @@ step gathers its batch there from the index array.
 
 Precision: ``fp32`` sets ``jax_default_matmul_precision="highest"`` (no TF32 / bf16 passes on
 GPUs and TPUs); ``bf16`` computes in bfloat16 with float32 parameters (Flax ``dtype``), the loss in
-float32 (https://flax-linen.readthedocs.io/en/latest/guides/training_techniques/use_mixed_precision.html).
+float32 (https://flax-linen.readthedocs.io/en/latest/guides/training_techniques/use_mixed_precision.html),
+and leaves the matmul precision at XLA's ``default``, which may use TF32 for what stays float32.
 Threads: XLA's CPU runtime has no thread-count API; it sizes its pool from the cores the process may
-use, so the runner pins the child to ``threads`` cores (https://github.com/jax-ml/jax/issues/1539).
+use, so the worker pins the child to ``threads`` cores (https://github.com/jax-ml/jax/issues/1539).
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..common import DeviceUnavailable, batched
+from ..common import batched
+from ..contract import DEVICE_KINDS, DeviceUnavailable
 from .models import CNN, MLP
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 def select_device(kind: str):
-    """``auto``: JAX's default device (TPU or GPU where present); raises DeviceUnavailable otherwise."""
+    """``auto``: JAX's default device (TPU or GPU where present); raises DeviceUnavailable when JAX
+    sees no device of ``kind``, ValueError for an unknown kind."""
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"unknown device kind {kind!r}; allowed: {', '.join(DEVICE_KINDS)}")
     if kind == "auto":
         return jax.devices()[0]
     try:
@@ -47,7 +53,7 @@ def configure(config, threads: int) -> dict:
     """Put the fairness settings in force before anything runs, and read them back.
 
     JAX has no thread-count setting; what is in force is the core affinity of the process
-    (``intra_op_threads``) and ``XLA_FLAGS``, both read here in the child.
+    (``intra_op_threads``, pinned to ``threads`` by the worker) and ``XLA_FLAGS``, both read here.
     """
     jax.config.update("jax_default_matmul_precision", "highest" if config.precision == "fp32" else "default")
     xla_flags = os.environ.get("XLA_FLAGS", "")
@@ -64,31 +70,40 @@ def configure(config, threads: int) -> dict:
     }
 
 
-def build_model(spec, dtype=None):
-    """The Flax Linen module for a ``ModelSpec``; ``dtype`` is the computation dtype (None: float32)."""
+def build_model(spec, config):
+    """The Flax Linen module for a ``ModelSpec``, computing in bfloat16 for ``config.precision ==
+    "bf16"`` (parameters stay float32)."""
+    dtype = jnp.bfloat16 if config.precision == "bf16" else None
     if spec.kind == "cnn":
         return CNN(spec.n_classes, spec.channels, spec.kernel_size, spec.dense, dtype=dtype)
     return MLP(spec.hidden, spec.n_classes, spec.activation, dtype=dtype)
 
 
-def to_flax(weights: dict[str, np.ndarray]) -> dict:
-    """Canonical weights -> Linen params ``{"Dense_0": {"kernel", "bias"}, ...}`` (same layouts)."""
+def _linen_name(canonical: str) -> str:
+    """``dense_0`` -> ``Dense_0``: the name Linen's ``@nn.compact`` gives the layer."""
+    kind, i = canonical.split("_")
+    return f"{kind.capitalize()}_{i}"
+
+
+def load_weights(model, spec, weights: dict[str, np.ndarray]) -> dict:
+    """Canonical weights -> Linen params ``{"Dense_0": {"kernel", "bias"}, ...}`` (same layouts; a
+    Linen module holds no parameters, so ``model`` is not changed)."""
     params: dict = {}
-    for key, value in weights.items():
+    for key in spec.shapes():
         layer, leaf = key.split("/")
-        kind, i = layer.split("_")
-        params.setdefault(f"{kind.capitalize()}_{i}", {})[leaf] = jnp.asarray(value)
+        params.setdefault(_linen_name(layer), {})[leaf] = jnp.asarray(weights[key])
     return params
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-    """Optax transformation for ``config.optimizer`` (definitions in the module docstring)."""
+def make_optimizer(config, model) -> optax.GradientTransformation:
+    """Optax transformation for ``config.optimizer`` (definitions in the module docstring); Optax
+    builds it apart from the parameters, so ``model`` is not used (its state is ``tx.init(params)``)."""
     if config.optimizer == "adam":
         return optax.adam(config.lr, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
     return optax.sgd(config.lr, momentum=config.momentum if config.optimizer == "momentum" else None)
 
 
-def make_train_step(model, tx):
+def make_train_step(model, optimizer):
     """The pure training step ``(params, opt_state, x, y, idx) -> (params, opt_state, loss)``."""
 
     def loss_fn(params, xb, yb):
@@ -97,33 +112,61 @@ def make_train_step(model, tx):
 
     def train_step(params, opt_state, x, y, idx):
         loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     return train_step
 
 
+def versions() -> dict[str, str]:
+    """Versions of JAX, Flax, Optax and the backend JAX runs on."""
+    import flax
+
+    return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__, "backend": jax.default_backend()}
+
+
+def list_devices() -> list[str]:
+    """Devices JAX sees, e.g. ``["cpu:0"]`` or ``["gpu:0 (NVIDIA H100 80GB HBM3)"]``."""
+    return [f"{d.platform}:{d.id}" + (f" ({d.device_kind})" if d.platform != "cpu" else "") for d in jax.devices()]
+
+
 class Trainer:
-    """JAX implementation of ``frameworks.common.TrainerProtocol``."""
+    """JAX implementation of ``frameworks.contract.TrainerProtocol``."""
 
     name = "jax"
+    capabilities = frozenset({"device_memory", "device_matmul"})
 
     def __init__(self, spec, weights, config, x_train, y_train):
         self.spec, self.config = spec, config
-        self.dev = select_device(config.device)
+        self._select_device()
+        self._build(weights)
+        self._place_data(x_train, y_train)
+        self._compile()
+
+    def _put(self, a):
+        return jax.device_put(a, self.dev)
+
+    def _select_device(self):
+        self.dev = select_device(self.config.device)
         self.device = f"{self.dev.platform}:{self.dev.id}"
         self.device_kind = {"cuda": "gpu", "rocm": "gpu"}.get(self.dev.platform, self.dev.platform)
         self.device_name = getattr(self.dev, "device_kind", self.dev.platform)
-        self.model = build_model(spec, jnp.bfloat16 if config.precision == "bf16" else None)
-        tx = make_optimizer(config)
-        put = lambda a: jax.device_put(a, self.dev)  # noqa: E731
-        self.params = jax.tree_util.tree_map(put, to_flax(weights))
-        self.opt_state = jax.tree_util.tree_map(put, tx.init(self.params))
-        self.x, self.y = put(x_train), put(y_train.astype(np.int32))
-        step = make_train_step(self.model, tx)
-        self._step = jax.jit(step, donate_argnums=(0, 1)) if config.mode == "compiled" else step
+
+    def _build(self, weights):
+        self.model = build_model(self.spec, self.config)
+        self.params = jax.tree_util.tree_map(self._put, load_weights(self.model, self.spec, weights))
+        self.optimizer = make_optimizer(self.config, self.model)
+        self.opt_state = jax.tree_util.tree_map(self._put, self.optimizer.init(self.params))
+
+    def _place_data(self, x_train, y_train):
+        self.x, self.y = self._put(x_train), self._put(y_train.astype(np.int32))
+
+    def _compile(self):
+        compiled = self.config.mode == "compiled"
+        step = make_train_step(self.model, self.optimizer)
+        self._step = jax.jit(step, donate_argnums=(0, 1)) if compiled else step
         apply = lambda params, xb: self.model.apply({"params": params}, xb).astype(jnp.float32)  # noqa: E731
-        self._apply = jax.jit(apply) if config.mode == "compiled" else apply
+        self._apply = jax.jit(apply) if compiled else apply
 
     def indices(self, rows):
         # NumPy rows go straight into the step, as in JAX's tutorials: jit moves a small host
@@ -145,11 +188,8 @@ class Trainer:
         return batched(lambda xb: np.asarray(self._apply(self.params, xb)), x)
 
     def weights(self):
-        return {
-            f"{layer.lower()}/{leaf}": np.asarray(v)
-            for layer, leaves in self.params.items()
-            for leaf, v in leaves.items()
-        }
+        # In canonical order: jit returns the params pytree with its dict keys sorted ("bias" first).
+        return {key: np.asarray(self.params[_linen_name(key.split("/")[0])][key.split("/")[1]]) for key in self.spec.shapes()}
 
     def peak_device_mb(self):
         stats = self.dev.memory_stats() if self.device_kind != "cpu" else None
@@ -161,14 +201,3 @@ class Trainer:
         a = jax.device_put(jnp.ones((4096, 4096), jnp.float32), self.dev)
         mm = jax.jit(lambda m: m @ m)
         return (lambda: mm(a)), (lambda r: r.block_until_ready()), 4096, "jax float32"
-
-    @staticmethod
-    def versions() -> dict[str, str]:
-        import flax
-
-        return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__, "backend": jax.default_backend()}
-
-
-def list_devices() -> list[str]:
-    """Devices JAX sees, e.g. ``["cpu:0"]`` or ``["gpu:0 (NVIDIA H100 80GB HBM3)"]``."""
-    return [f"{d.platform}:{d.id}" + (f" ({d.device_kind})" if d.platform != "cpu" else "") for d in jax.devices()]

@@ -9,6 +9,9 @@ outputs: logits (``from_logits=True`` in the loss).
 import keras
 from keras import layers
 
+# The code of each model kind (logreg is the MLP with no hidden layer).
+MODEL_CODE = {"logreg": "mlp", "mlp": "mlp", "cnn": "cnn"}
+
 
 def mlp(n_features, hidden, n_classes, activation="relu"):
     """Dense layers of widths ``hidden`` with one activation, then a dense layer to the logits.

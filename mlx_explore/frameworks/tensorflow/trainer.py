@@ -1,4 +1,5 @@
-"""Training Keras 3 models on TensorFlow from the canonical weights.
+"""Training Keras 3 models on TensorFlow from the canonical weights (the adapter contract:
+``frameworks/contract.py``).
 
 The step is the custom loop from the Keras guide "Writing a training loop from scratch in
 TensorFlow" (https://keras.io/guides/writing_a_custom_training_loop_in_tensorflow/):
@@ -13,7 +14,13 @@ two differ only while ``sqrt(v_hat)`` is comparable to 1e-8.
 
 Compile mode: ``compiled`` = ``tf.function(jit_compile=True)`` (XLA); ``eager`` runs op by op.
 Precision: ``fp32`` with TF32 off; ``bf16`` is the Keras ``mixed_bfloat16`` policy (bfloat16
-compute, float32 variables; https://keras.io/api/mixed_precision/policy/), loss in float32.
+compute, float32 variables; https://keras.io/api/mixed_precision/policy/), loss in float32, TF32
+still off.
+
+Private API (checked against TensorFlow 2.21.0 and Keras 3.15.1; ``tests/test_adapters.py`` fails
+when it changes): ``tensorflow.python.framework.config.is_op_determinism_enabled()``, read in
+``configure``: TensorFlow has ``tf.config.experimental.enable_op_determinism`` but no public way to
+read the switch back.
 """
 
 from __future__ import annotations
@@ -26,14 +33,18 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ..common import DeviceUnavailable, batched  # noqa: E402
+from ..common import batched  # noqa: E402
+from ..contract import DEVICE_KINDS, DeviceUnavailable  # noqa: E402
 from .models import cnn, mlp  # noqa: E402
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 def select_device(kind: str) -> str:
-    """``auto``: the first GPU, else CPU; raises DeviceUnavailable for a missing ``gpu``/``tpu``."""
+    """``auto``: the first GPU, else CPU; raises DeviceUnavailable for a missing ``gpu`` and for
+    ``tpu`` (a TPUStrategy is not driven here), ValueError for an unknown kind."""
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"unknown device kind {kind!r}; allowed: {', '.join(DEVICE_KINDS)}")
     gpus = tf.config.list_logical_devices("GPU")
     if kind in ("auto", "gpu") and gpus:
         return gpus[0].name
@@ -47,12 +58,15 @@ def select_device(kind: str) -> str:
 def configure(config, threads: int) -> dict:
     """Put the fairness settings in force before TensorFlow initializes, and read them back.
 
-    Intra- and inter-op threads = ``threads`` (``tf.config.threading``, as PyTorch's defaults); TF32 off; GPU memory growth on
-    (so memory figures mean something); op determinism with ``config.deterministic``
+    Intra- and inter-op threads = ``threads`` (``tf.config.threading``, as PyTorch's defaults); TF32
+    off; GPU memory growth on (so memory figures mean something); op determinism with
+    ``config.deterministic``
     (https://www.tensorflow.org/api_docs/python/tf/config/experimental/enable_op_determinism,
-    which needs the seeds set: ``keras.utils.set_random_seed``).
+    which needs the seeds set: ``keras.utils.set_random_seed``); the Keras dtype policy for
+    ``config.precision``.
     """
-    from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled has no public alias
+    # Private (TensorFlow 2.21.0): is_op_determinism_enabled has no public alias.
+    from tensorflow.python.framework import config as tf_config
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -76,49 +90,99 @@ def configure(config, threads: int) -> dict:
     }
 
 
-def build_model(spec) -> keras.Model:
-    """The Keras model for a ``ModelSpec``."""
+def build_model(spec, config) -> keras.Model:
+    """The Keras model for a ``ModelSpec`` (its dtype policy is the global one ``configure`` set for
+    ``config.precision``)."""
     if spec.kind == "cnn":
         return cnn(spec.image_shape, spec.n_classes, spec.channels, spec.kernel_size, spec.dense)
     return mlp(spec.n_features, spec.hidden, spec.n_classes, spec.activation)
 
 
-def make_optimizer(config) -> keras.optimizers.Optimizer:
-    """Keras optimizer for ``config.optimizer`` (definitions in the module docstring)."""
+def load_weights(model: keras.Model, spec, weights: dict[str, np.ndarray]) -> keras.Model:
+    """``model.set_weights`` with the canonical weights in canonical order (Keras's layouts are the
+    canonical ones); returns ``model``."""
+    model.set_weights([weights[k] for k in spec.shapes()])
+    return model
+
+
+def make_optimizer(config, model: keras.Model) -> keras.optimizers.Optimizer:
+    """Keras optimizer for ``config.optimizer`` (definitions in the module docstring), built on
+    ``model``'s trainable variables (its slots made now, not in the first step)."""
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.lr, beta_1=ADAM_B1, beta_2=ADAM_B2, epsilon=ADAM_EPS)
-    return keras.optimizers.SGD(config.lr, momentum=config.momentum if config.optimizer == "momentum" else 0.0)
+        optimizer = keras.optimizers.Adam(config.lr, beta_1=ADAM_B1, beta_2=ADAM_B2, epsilon=ADAM_EPS)
+    else:
+        optimizer = keras.optimizers.SGD(config.lr, momentum=config.momentum if config.optimizer == "momentum" else 0.0)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
+    """The training step ``(x, y, idx) -> loss`` of the Keras guide's custom loop, gathering the
+    batch inside (so a ``tf.function`` of it keeps the gather on the device)."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def train_step(x, y, idx):
+        xb, yb = tf.gather(x, idx), tf.gather(y, idx)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, tf.cast(model(xb, training=True), tf.float32))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    return train_step
+
+
+def versions() -> dict[str, str]:
+    """Versions of TensorFlow, Keras and the CUDA / cuDNN TensorFlow was built with ("" where none)."""
+    build = tf.sysconfig.get_build_info()
+    return {
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "cuda": build.get("cuda_version", ""), "cudnn": build.get("cudnn_version", ""),
+    }  # fmt: skip
+
+
+def list_devices() -> list[str]:
+    """Logical devices TensorFlow sees, e.g. ``["/device:CPU:0", "/device:GPU:0"]``."""
+    return [d.name for d in tf.config.list_logical_devices()]
 
 
 class Trainer:
-    """TensorFlow implementation of ``frameworks.common.TrainerProtocol``."""
+    """TensorFlow implementation of ``frameworks.contract.TrainerProtocol``."""
 
     name = "tensorflow"
+    capabilities = frozenset({"device_memory", "device_matmul"})
 
     def __init__(self, spec, weights, config, x_train, y_train):
         self.spec, self.config = spec, config
-        self.device = select_device(config.device)
+        self._select_device()
+        self._build(weights)
+        self._place_data(x_train, y_train)
+        self._compile()
+
+    def _select_device(self):
+        self.device = select_device(self.config.device)
         self.device_name = self.device.rsplit("/device:", 1)[-1]
         self.device_kind = "gpu" if "GPU" in self.device else "cpu"
+
+    def _build(self, weights):
         with tf.device(self.device):
-            self.model = build_model(spec)
-            self.model.set_weights(list(weights.values()))
-            self.optimizer = make_optimizer(config)
-            self.optimizer.build(self.model.trainable_variables)
+            self.model = load_weights(build_model(self.spec, self.config), self.spec, weights)
+            self.optimizer = make_optimizer(self.config, self.model)
+
+    def _place_data(self, x_train, y_train):
+        with tf.device(self.device):
             self.x = tf.constant(x_train)
             self.y = tf.constant(y_train)
-        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        compiled = config.mode == "compiled"
-        self._step = tf.function(self._train_step, jit_compile=True) if compiled else self._train_step
-        self._apply = tf.function(self._forward, jit_compile=True) if compiled else self._forward
 
-    def _train_step(self, idx):
-        xb, yb = tf.gather(self.x, idx), tf.gather(self.y, idx)
-        with tf.GradientTape() as tape:
-            loss = self.loss_fn(yb, tf.cast(self.model(xb, training=True), tf.float32))
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply(grads, self.model.trainable_variables)
-        return loss
+    def _compile(self):
+        compiled = self.config.mode == "compiled"
+        step, x, y = make_train_step(self.model, self.optimizer), self.x, self.y
+
+        def train_batch(idx):  # the training arrays are captured, as in the Keras guide's loop
+            return step(x, y, idx)
+
+        self._step = tf.function(train_batch, jit_compile=True) if compiled else train_batch
+        self._apply = tf.function(self._forward, jit_compile=True) if compiled else self._forward
 
     def _forward(self, xb):
         return tf.cast(self.model(xb, training=False), tf.float32)
@@ -156,16 +220,3 @@ class Trainer:
             a = tf.random.normal((4096, 4096))
         mm = tf.function(lambda m: tf.linalg.matmul(m, m), jit_compile=True)
         return (lambda: mm(a)), (lambda r: r.numpy()[0, 0]), 4096, "tensorflow float32"
-
-    @staticmethod
-    def versions() -> dict[str, str]:
-        build = tf.sysconfig.get_build_info()
-        return {
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "cuda": build.get("cuda_version", ""), "cudnn": build.get("cudnn_version", ""),
-        }  # fmt: skip
-
-
-def list_devices() -> list[str]:
-    """Logical devices TensorFlow sees, e.g. ``["/device:CPU:0", "/device:GPU:0"]``."""
-    return [d.name for d in tf.config.list_logical_devices()]

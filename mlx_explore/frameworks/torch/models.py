@@ -8,6 +8,9 @@ from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
+# The code of each model kind (logreg is the MLP with no hidden layer).
+MODEL_CODE = {"logreg": "MLP", "mlp": "MLP", "cnn": "CNN"}
+
 
 class MLP(nn.Module):
     """Dense layers of widths ``hidden`` with one activation, then a linear layer to the logits.

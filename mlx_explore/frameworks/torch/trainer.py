@@ -1,6 +1,6 @@
-"""Training PyTorch models from the canonical weights.
+"""Training PyTorch models from the canonical weights (the adapter contract: ``frameworks/contract.py``).
 
-Loading (DESIGN.md, "Same start"): ``Linear.weight = kernel.T``;
+Loading (``docs/architecture.md``, "Same start"): ``Linear.weight = kernel.T``;
 ``Conv2d.weight = kernel.transpose(3, 2, 0, 1)`` (HWIO -> OIHW); the first dense layer after the
 convolutions also has its input rows reordered from (H, W, C) to PyTorch's (C, H, W) flatten order.
 
@@ -10,9 +10,20 @@ Optimizers (``torch.optim``, https://pytorch.org/docs/stable/optim.html):
 
 Compile mode: ``eager`` runs the module as is; ``compiled`` wraps the whole training step
 (forward, backward, optimizer) in ``torch.compile``, and inference in ``torch.compile(model)``.
-Precision: ``fp32`` with TF32 off (``torch.set_float32_matmul_precision("highest")``); ``bf16``
-runs forward and loss under ``torch.autocast(dtype=torch.bfloat16)`` with float32 parameters
-(https://pytorch.org/docs/stable/amp.html).
+
+Precision and TF32: ``configure`` turns TF32 off in both precisions
+(``torch.set_float32_matmul_precision("highest")``, ``torch.backends.cuda.matmul.allow_tf32 =
+False``, ``torch.backends.cudnn.allow_tf32 = False``; PyTorch's own default leaves TF32 on for cuDNN
+convolutions), and nothing turns it back on. ``fp32``: matmuls and convolutions run in full float32.
+``bf16``: forward and loss run under ``torch.autocast(dtype=torch.bfloat16)`` with float32
+parameters (https://pytorch.org/docs/stable/amp.html): matmuls and convolutions run in bfloat16,
+and the ops autocast keeps in float32 (the loss's log-softmax) run in full float32, never TF32.
+TF32 exists only on NVIDIA GPUs (Ampere and later); the flags are read back into the run's ``tf32``.
+
+Private API (checked against torch 2.13.0; ``tests/test_adapters.py`` fails when it changes):
+``torch._inductor.runtime.cache_dir_utils.cache_dir()``, inductor's on-disk cache folder
+(``TORCHINDUCTOR_CACHE_DIR`` or a per-user folder under the temporary directory), read in
+``configure`` for ``compiled`` runs only.
 """
 
 from __future__ import annotations
@@ -23,14 +34,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..common import DeviceUnavailable, batched
+from ..common import batched
+from ..contract import DEVICE_KINDS, DeviceUnavailable
 from .models import CNN, MLP
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
 
 def select_device(kind: str) -> torch.device:
-    """``auto``: CUDA, else Apple MPS, else CPU. Raises DeviceUnavailable for a missing ``gpu``."""
+    """``auto``: CUDA, else Apple MPS, else CPU. Raises DeviceUnavailable for a missing ``gpu``
+    and for ``tpu`` (torch_xla is not driven here), ValueError for an unknown kind."""
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"unknown device kind {kind!r}; allowed: {', '.join(DEVICE_KINDS)}")
     if kind in ("auto", "gpu") and torch.cuda.is_available():
         return torch.device("cuda", 0)
     if kind in ("auto", "gpu") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -45,8 +60,9 @@ def select_device(kind: str) -> torch.device:
 def configure(config, threads: int) -> dict:
     """Put the fairness settings in force before anything runs, and read them back.
 
-    ``torch.set_num_threads(threads)`` and as many inter-op threads; TF32 off unless ``bf16`` is asked for; deterministic
-    algorithms on with ``config.deterministic`` (``CUBLAS_WORKSPACE_CONFIG`` is set by the runner,
+    ``torch.set_num_threads(threads)`` and as many inter-op threads; TF32 off in both precisions
+    (module docstring); deterministic algorithms on with ``config.deterministic``
+    (``CUBLAS_WORKSPACE_CONFIG`` is set by the runner,
     https://pytorch.org/docs/stable/notes/randomness.html). ``compile_cache`` says whether
     inductor's on-disk cache already held entries: a warm cache makes ``compile_s`` far smaller.
     """
@@ -67,6 +83,7 @@ def configure(config, threads: int) -> dict:
         "compile": "torch.compile (inductor)" if config.mode == "compiled" else "eager",
     }
     if config.mode == "compiled":
+        # Private (torch 2.13.0): inductor has no public way to name its cache folder.
         from torch._inductor.runtime.cache_dir_utils import cache_dir
 
         warm = os.path.isdir(cache_dir()) and any(os.scandir(cache_dir()))
@@ -74,8 +91,9 @@ def configure(config, threads: int) -> dict:
     return flags
 
 
-def build_model(spec) -> torch.nn.Module:
-    """The ``torch.nn.Module`` for a ``ModelSpec``."""
+def build_model(spec, config) -> torch.nn.Module:
+    """The ``torch.nn.Module`` for a ``ModelSpec``, on the CPU, in float32 (bf16 is autocast at run
+    time, so ``config`` does not change the module)."""
     if spec.kind == "cnn":
         h, w, c = spec.image_shape
         return CNN(c, h, w, spec.n_classes, spec.channels, spec.kernel_size, spec.dense)
@@ -86,8 +104,14 @@ def _layers(model):
     return [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
 
 
-def load_canonical(model: torch.nn.Module, spec, weights: dict[str, np.ndarray]) -> None:
-    """Copy canonical ``weights`` into ``model`` in place (layout conversion in the module docstring)."""
+def _flat_rows(spec) -> tuple[int, int, int]:
+    """(H, W, C) of the feature map the CNN's first dense layer flattens."""
+    return spec.image_shape[0] // 4, spec.image_shape[1] // 4, spec.channels[1]
+
+
+def load_weights(model: torch.nn.Module, spec, weights: dict[str, np.ndarray]) -> torch.nn.Module:
+    """Copy canonical ``weights`` into ``model`` in place (layout conversion in the module
+    docstring); returns ``model``."""
     with torch.no_grad():
         for layer, name in zip(_layers(model), spec.layer_names(), strict=True):
             kernel = weights[f"{name}/kernel"]
@@ -95,28 +119,31 @@ def load_canonical(model: torch.nn.Module, spec, weights: dict[str, np.ndarray])
                 kernel = kernel.transpose(3, 2, 0, 1)
             else:
                 if spec.kind == "cnn" and name == "dense_0":
-                    h, w, c = spec.image_shape[0] // 4, spec.image_shape[1] // 4, spec.channels[1]
+                    h, w, c = _flat_rows(spec)
                     kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
                 kernel = kernel.T
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
             layer.bias.copy_(torch.from_numpy(weights[f"{name}/bias"]))
+    return model
 
 
-def make_optimizer(params, config) -> torch.optim.Optimizer:
-    """``torch.optim`` optimizer for ``config.optimizer`` (definitions in the module docstring)."""
+def make_optimizer(config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """``torch.optim`` optimizer for ``config.optimizer`` over ``model``'s parameters (definitions
+    in the module docstring)."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
     momentum = config.momentum if config.optimizer == "momentum" else 0.0
-    return torch.optim.SGD(params, lr=config.lr, momentum=momentum)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=momentum)
 
 
-def make_train_step(logits, optimizer):
-    """The training step ``(xb, yb) -> loss`` (the loss before the update, not synchronized): a
-    closure over the model's forward and the optimizer, the form ``torch.compile`` tutorials use."""
+def make_train_step(model, optimizer):
+    """The training step ``(x, y, idx) -> loss`` (the loss before the update, not synchronized):
+    a closure over the forward (``model``: the module, or its forward under autocast) and the
+    optimizer, the form ``torch.compile`` tutorials use."""
 
-    def train_step(xb, yb):
+    def train_step(x, y, idx):
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(logits(xb), yb)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -134,31 +161,56 @@ def _autocast_bf16(model: torch.nn.Module, device: torch.device):
     return logits
 
 
+def versions() -> dict[str, str]:
+    """Versions of PyTorch and the CUDA / cuDNN it was built with ("" where none)."""
+    return {"torch": torch.__version__, "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
+
+
+def list_devices() -> list[str]:
+    """Devices PyTorch can use here, e.g. ``["cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"]``."""
+    out = ["cpu"]
+    out += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
 class Trainer:
-    """PyTorch implementation of ``frameworks.common.TrainerProtocol``."""
+    """PyTorch implementation of ``frameworks.contract.TrainerProtocol``."""
 
     name = "torch"
+    capabilities = frozenset({"device_memory", "device_matmul"})
 
     def __init__(self, spec, weights, config, x_train, y_train):
         self.spec, self.config = spec, config
-        self.dev = select_device(config.device)
+        self._select_device()
+        self._build(weights)
+        self._place_data(x_train, y_train)
+        self._compile()
+
+    def _select_device(self):
+        self.dev = select_device(self.config.device)
         self.device = str(self.dev)
         self.device_kind = "gpu" if self.dev.type in ("cuda", "mps") else "cpu"
         self.device_name = torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else self.dev.type
-        self.model = build_model(spec)
-        load_canonical(self.model, spec, weights)
-        self.model.to(self.dev)
-        self.optimizer = make_optimizer(self.model.parameters(), config)
+
+    def _build(self, weights):
+        self.model = load_weights(build_model(self.spec, self.config), self.spec, weights).to(self.dev)
+        self.optimizer = make_optimizer(self.config, self.model)
+        self.model.train()
+
+    def _place_data(self, x_train, y_train):
         self.x = self._inputs(x_train)
         self.y = torch.as_tensor(y_train, device=self.dev)
+
+    def _compile(self):
         # fp32 calls the module itself; bf16 runs its forward under autocast and hands the loss
         # float32 logits. Nothing else sits in the step: every microsecond here is per step.
-        self._logits = _autocast_bf16(self.model, self.dev) if config.precision == "bf16" else self.model
-        compiled = config.mode == "compiled"
+        self._logits = _autocast_bf16(self.model, self.dev) if self.config.precision == "bf16" else self.model
+        compiled = self.config.mode == "compiled"
         step = make_train_step(self._logits, self.optimizer)
         self._step = torch.compile(step) if compiled else step
         self._forward = torch.compile(self._logits) if compiled else self._logits
-        self.model.train()
 
     def _inputs(self, x: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(x, device=self.dev)
@@ -171,7 +223,7 @@ class Trainer:
         return t if self.dev.type == "cpu" else t.to(self.dev)
 
     def train_step(self, idx):
-        return self._step(self.x[idx], self.y[idx])
+        return self._step(self.x, self.y, idx)
 
     def losses(self, handles):
         return torch.stack(handles).double().cpu().numpy()
@@ -204,21 +256,8 @@ class Trainer:
             else:
                 k = k.T
                 if self.spec.kind == "cnn" and name == "dense_0":
-                    h, w, c = self.spec.image_shape[0] // 4, self.spec.image_shape[1] // 4, self.spec.channels[1]
+                    h, w, c = _flat_rows(self.spec)
                     k = k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
             out[f"{name}/kernel"] = np.ascontiguousarray(k)
             out[f"{name}/bias"] = layer.bias.detach().cpu().numpy()
         return out
-
-    @staticmethod
-    def versions() -> dict[str, str]:
-        return {"torch": torch.__version__, "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
-
-
-def list_devices() -> list[str]:
-    """Devices PyTorch can use here, e.g. ``["cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"]``."""
-    out = ["cpu"]
-    out += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        out.append("mps")
-    return out
