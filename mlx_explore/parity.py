@@ -23,8 +23,20 @@ FLOOR = 1e-12
 REFERENCE_FRAMEWORKS = ("torch", "jax", "tensorflow")
 
 
-def _curves(source) -> pd.DataFrame:
-    """The curves DataFrame of ``source`` (a ``Comparison``, a DataFrame or ``None``) with a ``run`` column."""
+def curves_of(source) -> pd.DataFrame:
+    """The loss curves of ``source`` as one DataFrame with a ``run`` column.
+
+    Args:
+        source: a ``Comparison`` (its ``curves``), a DataFrame of curves (``Comparison.curves``, or
+            ``results.load_curves``' table, whose runs are labelled ``"<framework> #<run_id>"``), or
+            ``None`` (an empty table).
+
+    Returns:
+        DataFrame with at least the columns ``run``, ``framework``, ``step``, ``loss`` [nats].
+
+    Raises:
+        ValueError: the table lacks one of those columns (the message names them).
+    """
     if source is None:
         return pd.DataFrame(columns=["run", "framework", "step", "loss"])
     curves = source if isinstance(source, pd.DataFrame) else source.curves
@@ -36,7 +48,9 @@ def _curves(source) -> pd.DataFrame:
     return curves
 
 
-def _runs(curves: pd.DataFrame) -> list[str]:
+def run_names(curves: pd.DataFrame) -> list[str]:
+    """The distinct ``run`` labels of ``curves`` (a :func:`curves_of` table), as ``str``, in order of
+    first appearance."""
     return [str(r) for r in dict.fromkeys(curves["run"])]
 
 
@@ -70,7 +84,7 @@ def relative_differences(curves: pd.DataFrame, reference: str, floor: float = FL
     Raises:
         ValueError: ``reference`` is not a run of ``curves`` (the message lists the runs).
     """
-    runs = _runs(curves)
+    runs = run_names(curves)
     if reference not in runs:
         raise ValueError(f"unknown reference run {reference!r}; the runs are: {', '.join(runs) or 'none'}")
     data = curves.assign(run=curves["run"].astype(str), loss=pd.to_numeric(curves["loss"], errors="coerce"))

@@ -58,6 +58,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .jsonable import jsonable
+
 SCHEMA_VERSION = 1
 ENV_VAR = "MLX_EXPLORE_DB"
 MAX_LAST = 2**63 - 1  # the largest ``last`` load_runs takes: SQLite's LIMIT is a signed 64-bit integer
@@ -762,24 +764,9 @@ def _now() -> str:
     return _iso(_dt.datetime.now(_dt.timezone.utc))
 
 
-def _plain(x: Any) -> Any:
-    """``x`` with NumPy values made Python ones and NaN/inf made ``None``, recursively."""
-    if isinstance(x, np.ndarray):
-        x = x.tolist()
-    elif isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
 def _json(x: Any) -> str:
     """Strict JSON (no ``NaN`` tokens); anything else JSON cannot hold is written as its ``str``."""
-    return json.dumps(_plain(x), allow_nan=False, default=str)
+    return json.dumps(jsonable(x), allow_nan=False, default=str)
 
 
 def _num(x: Any, *, keep_inf: bool = False) -> float | None:

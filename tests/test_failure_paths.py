@@ -164,7 +164,7 @@ def test_children_import_the_parents_package_whatever_the_working_folder(tmp_pat
     assert cli.returncode == 0, stdout + stderr
     assert load_json(tmp_path / "o.json")["runs"][0]["status"] == "ok"
 
-    from mlx_explore.frameworks import probe
+    from mlx_explore.child import probe
 
     old = os.getcwd()
     os.chdir(tmp_path)

@@ -1,14 +1,11 @@
-"""The runner: events, isolation of failures, skipped frameworks, results JSON, stopping."""
+"""The runner: events, isolation of failures, skipped frameworks, GPU requests, results JSON, stopping."""
 
 import os
 import sys
 import textwrap
 
-import numpy as np
-import pytest
-
 from mlx_explore import compare, iter_compare
-from mlx_explore.events import Epoch, Failed, Finished, Skipped, Started, Step, from_json
+from mlx_explore.events import Epoch, Finished, Skipped, Started, Step, from_json
 
 from .conftest import load_json, run_cli
 
@@ -73,14 +70,19 @@ def test_cnn_in_sklearn_is_unsupported_with_reason():
     assert events[0].status == "unsupported" and "convolutional" in events[0].reason
 
 
-def test_gpu_request_on_cpu_machine_is_skipped_not_failed(tiny_kwargs):
-    pytest.importorskip("torch")
+def test_gpu_request_runs_on_the_gpu_or_is_skipped_with_the_reason(tiny_kwargs):
+    """``device="gpu"``: on a machine with a CUDA GPU, PyTorch trains on ``cuda:0``; without one its
+    run is skipped (not failed) and says why. scikit-learn never runs on a GPU: unsupported, either way."""
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
     result = compare(frameworks=["torch", "sklearn"], **{**tiny_kwargs, "device": "gpu"})
-    assert result.run("torch").status == "skipped" and "GPU" in result.run("torch").reason
+    run = result.run("torch")
+    if torch.cuda.is_available():
+        assert run.status == "ok", (run.reason, run.error_tail)
+        assert (run.device, run.device_kind) == ("cuda:0", "gpu") and run.device_name == torch.cuda.get_device_name(0)
+        assert run.metrics["test_accuracy"] > 0.5 and run.metrics["peak_device_mb"] > 0
+    else:
+        assert run.status == "skipped" and "GPU" in run.reason
     assert result.run("sklearn").status == "unsupported" and "cpu" in result.run("sklearn").reason
 
 

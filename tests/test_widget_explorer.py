@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from mlx_explore.metric_docs import METRIC_DOCS
 from mlx_explore.results import ResultsStore, StoreError, load_runs
-from mlx_explore.runner import METRIC_DOCS
 from widgets._common import FRAMEWORK_COLORS
 from widgets.explorer import ResultsExplorer
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlx_explore import Comparison, RunConfig
-from mlx_explore.runner import RunRecord
+from mlx_explore.comparison import RunRecord
 from widgets.parity import FLOOR, ParityPlot, relative_differences
 
 STEPS = range(1, 11)

@@ -17,8 +17,8 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
+from mlx_explore.metric_docs import METRIC_DOCS
 from mlx_explore.results import StoreError, default_path, load_runs
-from mlx_explore.runner import METRIC_DOCS
 
 from ._common import FRAMEWORK_COLORS, MODE_DASH, color
 

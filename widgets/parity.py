@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mlx_explore.parity import FLOOR, REFERENCE_FRAMEWORKS, _curves, _runs, default_reference, relative_differences, summarize
+from mlx_explore.parity import (FLOOR, REFERENCE_FRAMEWORKS, curves_of, default_reference, relative_differences, run_names,
+                                summarize)  # fmt: skip
 
 from ._common import MODE_DASH, color
 
@@ -81,10 +82,10 @@ class ParityPlot(widgets.VBox):
         Raises:
             ValueError: ``reference`` is not a run of ``source``.
         """
-        curves = _curves(source)
+        curves = curves_of(source)
         config = getattr(source, "config", None)
         self._optimizer = getattr(config, "optimizer", None)
-        runs = _runs(curves)
+        runs = run_names(curves)
         if reference is not None and reference not in runs:
             raise ValueError(f"unknown reference run {reference!r}; the runs are: {', '.join(runs) or 'none'}")
         if reference is None:
@@ -137,7 +138,7 @@ class ParityPlot(widgets.VBox):
                 verdict = f"<b>first exceeds rtol={_sci(self.rtol)} at step {s['first_exceeding_step']}</b>"
             lines.append(f"{html.escape(s['run'])}: max relative difference {_sci(s['max_rel_diff'])} over "
                          f"{s['steps']} steps, {verdict}")  # fmt: skip
-        for run in _runs(self.curves):
+        for run in run_names(self.curves):
             if run != ref and run not in set(diffs["run"]):
                 lines.append(f"{html.escape(run)}: no step in common with {html.escape(ref)}")
         if self._optimizer == "adam":

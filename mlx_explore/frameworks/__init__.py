@@ -5,9 +5,12 @@ versions with ``importlib.metadata``, so the parent process (a notebook kernel, 
 clean. The framework itself is imported only inside its child process
 (``mlx_explore.frameworks.<name>.trainer``), as Keras 3 does with its backends.
 
+The registry knows what exists, not how runs are launched: asking a framework in a child process
+which devices it sees is ``mlx_explore.child.probe``.
+
 Every ``frameworks/<name>/`` package has the same modules: ``models.py`` (the model code people
-read side by side) and ``trainer.py`` (a ``Trainer`` class with the same methods in each; see
-``frameworks/common.py``).
+read side by side) and ``trainer.py`` (the same module-level functions and ``Trainer`` class in
+each): the adapter contract, ``frameworks/contract.py``, checked by ``frameworks/conformance.py``.
 """
 
 from __future__ import annotations
@@ -115,39 +118,3 @@ def trainer_module(name: str):
     """Import and return ``mlx_explore.frameworks.<name>.trainer`` (this imports the framework)."""
     get(name)
     return importlib.import_module(f"mlx_explore.frameworks.{name}.trainer")
-
-
-def probe(name: str, timeout: float = 300, nice: int = 0) -> dict:
-    """Ask a framework, in a child process, for its versions and the devices it sees.
-
-    ``nice`` lowers the child's CPU priority (``os.nice``, POSIX): a probe running in the background
-    of a notebook should not slow the page or a running comparison.
-
-    Returns:
-        ``{"installed": False, "missing": [...]}``, or ``{"installed": True, "versions": {...},
-        "devices": ["cpu", "cuda:0 (NVIDIA H100 80GB HBM3)", ...]}``, or ``{"installed": True,
-        "error": "last line of the child's stderr"}`` when the import fails.
-    """
-    import json
-    import os
-    import subprocess
-
-    from ..config import RunConfig
-    from ..runner import child_env, worker_command
-
-    missing = missing_modules(name)
-    if missing:
-        return {"installed": False, "missing": missing}
-    try:
-        proc = subprocess.run(
-            worker_command("probe", name),
-            capture_output=True, text=True, env=child_env(RunConfig()), timeout=timeout,
-            preexec_fn=(lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None,
-        )  # fmt: skip
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        return {"installed": True, "versions": info["versions"], "devices": info["devices"]}
-    except subprocess.TimeoutExpired:
-        return {"installed": True, "error": f"no answer within {timeout:g} s"}
-    except (IndexError, ValueError, KeyError):
-        err = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        return {"installed": True, "error": err[0]}
