@@ -17,7 +17,6 @@ the running one (as ``interrupted``) were stored, printed and written to ``--out
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import signal
 import sys
 import threading
@@ -38,19 +37,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 console = Console(stderr=True, soft_wrap=True)
 # Piped output (logs, CI, notebooks' !mlx-explore) gets a wide table instead of rich's 80 columns.
 out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-
-TABLE_COLUMNS = [
-    ("test_accuracy", "test acc", "{:.4f}"),
-    ("samples_per_s", "samples/s", "{:,.0f}"),
-    ("step_ms_p50", "step p50 ms", "{:.2f}"),
-    ("step_ms_p99", "step p99 ms", "{:.2f}"),
-    ("infer_ms_p50", "infer p50 ms", "{:.3f}"),
-    ("compile_s", "compile s", "{:.2f}"),
-    ("peak_rss_mb", "RSS MiB", "{:,.0f}"),
-    ("mfu", "MFU", "{:.1%}"),
-    ("wall_s", "wall s", "{:.1f}"),
-]
-
 
 #: Exit code: the runs finished, the results store could not be written (module docstring).
 EXIT_STORE = 3
@@ -184,7 +170,8 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
              signals: _StopSignals) -> int:  # fmt: skip
     """The ``compare`` command's work; returns the exit code (see the module docstring)."""
     from .results import StoreError
-    from .runner import ComparisonInterrupted, plan, run_label
+    from .comparison import plan, run_label
+    from .runner import ComparisonInterrupted
     from .runner import compare as run_comparison
 
     try:
@@ -263,18 +250,19 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     return 0
 
 
-def _cell(v, fmt: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
-
-
 def results_table(result) -> Table:
-    """A rich table, one row per run: status, device and the headline figures (``TABLE_COLUMNS``)."""
+    """A rich table, one row per run: status, device and the headline figures (the columns, their
+    units and number formats: ``mlx_explore.report.HEADLINE``)."""
+    from .report import HEADLINE
+
     cfg = result.config
     table = Table(title=f"{cfg.model} on {cfg.dataset} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.mode}, {cfg.precision})")
-    for title in ("run", "status", "device", *(c[1] for c in TABLE_COLUMNS)):
-        table.add_column(title, justify="right" if title not in ("run", "status", "device") else "left")
+    for title in ("run", "status", "device"):
+        table.add_column(title, justify="left")
+    for col in HEADLINE.values():
+        table.add_column(col.heading, justify="right")
     for r in result.runs:
-        cells = [_cell(r.metrics.get(key), fmt) for key, _, fmt in TABLE_COLUMNS]
+        cells = [col.format(r.metrics.get(col.key)) for col in HEADLINE.values()]
         style = "green" if r.status == "ok" else "yellow"
         table.add_row(r.label or r.framework, f"[{style}]{r.status}[/]", r.device or "-", *cells)
     return table
@@ -305,12 +293,15 @@ def results(
         cols = [c for c in runs.columns if c not in ("config", "env")]
         out_console.print_json(runs[cols].to_json(orient="records", date_format="iso"))
         return
+    from .report import HEADLINE
+
     table = Table(title=f"{len(runs)} run(s) in {db or default_path()}")
-    heads = ["id", "when (UTC)", "model", "dataset", "framework", "mode", "status"] + [c[1] for c in TABLE_COLUMNS]
-    for h in heads:
-        table.add_column(h, justify="right" if h in [c[1] for c in TABLE_COLUMNS] or h == "id" else "left")
+    for h in ("id", "when (UTC)", "model", "dataset", "framework", "mode", "status"):
+        table.add_column(h, justify="right" if h == "id" else "left")
+    for col in HEADLINE.values():
+        table.add_column(col.heading, justify="right")
     for _, row in runs.iterrows():
-        cells = [_cell(row.get(key), fmt) for key, _, fmt in TABLE_COLUMNS]
+        cells = [col.format(row.get(col.key)) for col in HEADLINE.values()]
         when = row["created_at"].strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(str(row["run_id"]), when, row["model"], row["dataset"], row["framework"], row["mode"] or "-", row["status"], *cells)
     out_console.print(table)
@@ -319,9 +310,10 @@ def results(
 @app.command()
 def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Installed frameworks, their versions and the devices each sees (probed in child processes)."""
-    from .runner import environment
+    from .child import probe
+    from .env import environment
 
-    report = {"env": environment(), "frameworks": {name: registry.probe(name) for name in registry.REGISTRY}}
+    report = {"env": environment(), "frameworks": {name: probe(name) for name in registry.REGISTRY}}
     if as_json:
         out_console.print_json(data=report)
         return

@@ -4,40 +4,100 @@ The notebooks' discussion comes from here, so every sentence a reader sees is co
 figures of their own run (never a hard-coded claim such as "JAX is fastest"). Headless: pandas
 only, no ipywidgets, no framework import.
 
+The headline columns of every results table (the CLI's rich table, :func:`results_table` and
+:func:`styled` in the notebooks, the widgets' panel) are one catalogue, :data:`HEADLINE`: key,
+short title, unit, number format, which way is better, and the meaning (from ``METRIC_DOCS``).
+Why the figures are measured as they are: ``docs/architecture.md``.
+
 >>> result = mlx_explore.compare(model="mlp", frameworks=["torch", "jax"], epochs=3)  # doctest: +SKIP
->>> report.results_table(result)                                                  # doctest: +SKIP
->>> print(report.findings_markdown(result))                                       # doctest: +SKIP
+>>> table = report.results_table(result)   # a DataFrame of raw figures, for computing  # doctest: +SKIP
+>>> report.styled(table)                   # the same table formatted for display       # doctest: +SKIP
+>>> print(report.markdown(report.findings(result)))                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import frameworks as registry
+from .child import probe as probe_framework
+from .comparison import Comparison
+from .metric_docs import METRIC_DOCS
 from .parity import RTOL, RTOL_SKLEARN, default_reference, relative_differences
-from .runner import METRIC_DOCS, Comparison
 
-#: What the non-metric columns of :func:`results_table` mean (the metrics are in ``METRIC_DOCS``).
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+
+@dataclass(frozen=True)
+class Column:
+    """One headline column of the results tables.
+
+    Attributes:
+        key: the metric's name in a run's ``metrics`` (and a column of ``Comparison.metrics``).
+        title: short title, without the unit (``"step p50"``).
+        unit: the unit shown beside the title (``"ms"``), ``""`` for a fraction or a count.
+        fmt: :meth:`str.format` pattern of one value (``"{:,.0f}"``: thousands separators).
+        better: ``"higher"`` or ``"lower"``: which value is best, the one the tables mark.
+    """
+
+    key: str
+    title: str
+    unit: str
+    fmt: str
+    better: str
+
+    @property
+    def heading(self) -> str:
+        """What a table's header shows: ``"step p50 ms"``, ``"test acc"``."""
+        return f"{self.title} {self.unit}" if self.unit else self.title
+
+    @property
+    def meaning(self) -> str:
+        """What the figure is and how it is measured (``METRIC_DOCS``, units in brackets)."""
+        return METRIC_DOCS[self.key]
+
+    def format(self, value) -> str:
+        """``value`` as the tables show it; ``"-"`` for a figure that does not exist (None, NaN)."""
+        if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not math.isfinite(value)):
+            return "-"
+        return self.fmt.format(value)
+
+
+#: The headline columns of every results table, in order: ``{key: Column}``.
+HEADLINE: dict[str, Column] = {c.key: c for c in (
+    Column("test_accuracy", "test acc", "", "{:.4f}", "higher"),
+    Column("samples_per_s", "train", "samples/s", "{:,.0f}", "higher"),
+    Column("step_ms_p50", "step p50", "ms", "{:.2f}", "lower"),
+    Column("step_ms_p99", "step p99", "ms", "{:.2f}", "lower"),
+    Column("infer_ms_p50", "infer p50", "ms", "{:.3f}", "lower"),
+    Column("compile_s", "compile", "s", "{:.2f}", "lower"),
+    Column("peak_rss_mb", "RSS", "MiB", "{:,.0f}", "lower"),
+    Column("mfu", "MFU", "", "{:.1%}", "higher"),
+    Column("wall_s", "wall", "s", "{:.1f}", "lower"),
+)}  # fmt: skip
+
+#: What the columns of :func:`results_table` mean: ``status``, ``device`` and ``reason``, then
+#: every metric (``METRIC_DOCS``, units in brackets).
 COLUMN_DOCS = {
     "status": "ok, or why not: skipped, unsupported, failed, diverged, timeout, interrupted (the reason is in `reason`)",
     "device": "where the run happened, as the framework names it (cpu, cuda:0, TPU_0, ...)",
     "reason": "why a run is not ok",
     **METRIC_DOCS,
 }
-#: Columns of :func:`results_table`, in this order (meanings and units in ``COLUMN_DOCS``).
-TABLE_COLUMNS = (
-    "status", "device", "test_accuracy", "samples_per_s", "step_ms_p50", "step_ms_p99", "compile_s",
-    "infer_ms_p50", "peak_rss_mb", "mfu", "wall_s",
-)  # fmt: skip
+#: Columns of :func:`results_table`, in this order: ``status``, ``device``, then :data:`HEADLINE`.
+TABLE_COLUMNS = ("status", "device", *HEADLINE)
 
 
 def runtime_table(names: Iterable[str] = tuple(registry.REGISTRY), timeout: float = 300) -> pd.DataFrame:
     """Which frameworks this runtime has and the devices each one sees, asked in child processes
-    (:func:`mlx_explore.frameworks.probe`, run in parallel; nothing is imported into this process).
+    (:func:`mlx_explore.child.probe`, run in parallel; nothing is imported into this process).
 
     Returns:
         DataFrame indexed by framework: ``title``, ``installed`` (bool), ``version`` (the framework's
@@ -50,7 +110,7 @@ def runtime_table(names: Iterable[str] = tuple(registry.REGISTRY), timeout: floa
     names = list(names)
     infos = [registry.get(n) for n in names]
     with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
-        probes = list(pool.map(lambda n: registry.probe(n, timeout=timeout), names))
+        probes = list(pool.map(lambda n: probe_framework(n, timeout=timeout), names))
     rows = []
     for info, probe in zip(infos, probes):
         versions = probe.get("versions", {})
@@ -62,11 +122,13 @@ def runtime_table(names: Iterable[str] = tuple(registry.REGISTRY), timeout: floa
 
 
 def results_table(result: Comparison, columns: Iterable[str] = TABLE_COLUMNS) -> pd.DataFrame:
-    """One row per run (index: its label) with the headline figures, and ``reason`` for runs that are
-    not ``ok`` (skipped, unsupported, failed, ...). Units are in ``mlx_explore.runner.METRIC_DOCS``.
+    """One row per run (index: its label) with the raw headline figures, and ``reason`` for runs that
+    are not ``ok`` (skipped, unsupported, failed, ...): a DataFrame to compute with. Display it with
+    :func:`styled` (number formats, units, the best value per column marked). Meanings and units are
+    in :data:`COLUMN_DOCS`.
 
     Args:
-        result: a finished :class:`~mlx_explore.runner.Comparison`.
+        result: a finished :class:`~mlx_explore.comparison.Comparison`.
         columns: metric columns to keep, in order (a column no run reported is left out).
     """
     m = result.metrics
@@ -74,6 +136,59 @@ def results_table(result: Comparison, columns: Iterable[str] = TABLE_COLUMNS) ->
     if "reason" in m.columns and (m["status"] != "ok").any():
         table["reason"] = m["reason"].where(m["status"] != "ok", "")
     return table
+
+
+#: CSS of a cell holding the best value of its column (:func:`styled`).
+BEST_CSS = "font-weight: bold; color: #1a7f37"
+
+
+def best_values(table: pd.DataFrame) -> dict[str, float]:
+    """``{key: value}``: the best value of each :data:`HEADLINE` column of ``table`` (highest or
+    lowest, as :attr:`Column.better` says) among its ``ok`` runs (every row when there is no
+    ``status`` column); a column with no figure among them is left out."""
+    ok = table[table["status"] == "ok"] if "status" in table.columns else table
+    out = {}
+    for key in HEADLINE:
+        if key in ok.columns:
+            values = pd.to_numeric(ok[key], errors="coerce").dropna()
+            if not values.empty:
+                out[key] = float(values.max() if HEADLINE[key].better == "higher" else values.min())
+    return out
+
+
+def styled(table: pd.DataFrame, best: bool = True) -> "Styler":
+    """``table`` (:func:`results_table`, or any frame with :data:`HEADLINE` columns) formatted for
+    display: a pandas ``Styler``, shown as HTML by Jupyter, Voila and widgets. The DataFrame itself is
+    left unchanged: compute with ``table``, display ``styled(table)``.
+
+    Each headline column gets its number format (``Column.fmt``: thousands separators for samples/s,
+    4 decimals for accuracy, 2 for milliseconds, a percentage for MFU) and its unit in its heading
+    (``Column.heading``); a missing figure shows as ``-``; text is HTML-escaped. A named index (the
+    run labels) becomes the first column. With ``best``, the best value of each headline column among
+    the ``ok`` runs (:func:`best_values`) is bold and marked ★ (its cell has the class ``best``).
+
+    Needs jinja2 (pandas' optional dependency for ``Styler``; Jupyter installs it).
+    """
+    shown = table.reset_index() if table.index.name is not None else table
+    keys = [k for k in HEADLINE if k in shown.columns]
+    styler = shown.style.hide(axis="index")
+    styler.format(na_rep="-", escape="html")  # every cell: text escaped, a missing value "-"
+    styler.format({k: HEADLINE[k].fmt for k in keys}, subset=keys, na_rep="-")
+    styler.format_index(lambda k: HEADLINE[k].heading if k in HEADLINE else str(k), axis="columns", escape="html")
+    if not best:
+        return styler
+    ok = shown["status"] == "ok" if "status" in shown.columns else pd.Series(True, index=shown.index)
+    marks = pd.DataFrame("", index=shown.index, columns=shown.columns)
+    for key, value in best_values(shown).items():
+        rows = shown.index[ok & (pd.to_numeric(shown[key], errors="coerce") == value)]
+        marks.loc[rows, key] = "best"
+        styler.format(lambda v, fmt=HEADLINE[key].fmt: fmt.format(v) + " ★", subset=pd.IndexSlice[list(rows), [key]])
+    styler.set_td_classes(marks)
+    styler.apply(lambda _: marks.replace("best", BEST_CSS), axis=None)
+    if (marks == "best").any().any():
+        styler.set_caption("★ best value in its column among the runs that finished")
+        styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: smaller"}], overwrite=False)
+    return styler
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -86,7 +201,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _ok_figures(result: Comparison) -> pd.DataFrame:
     """Medians over repeats of the ``ok`` runs, one row per (framework, mode), labelled ``fw`` or
-    ``fw/mode`` when the comparison ran both modes (as :func:`mlx_explore.runner.run_label`)."""
+    ``fw/mode`` when the comparison ran both modes (as :func:`mlx_explore.comparison.run_label`)."""
     summary = result.summary
     if summary.empty:
         return summary
@@ -296,6 +411,6 @@ def markdown(lines: Iterable[str]) -> str:
 
 
 __all__ = [
-    "COLUMN_DOCS", "METRIC_DOCS", "TABLE_COLUMNS", "findings", "markdown", "parity_findings", "results_table", "runtime_table",
-    "sweep_findings", "sweep_frame",
+    "BEST_CSS", "COLUMN_DOCS", "HEADLINE", "METRIC_DOCS", "TABLE_COLUMNS", "Column", "best_values", "findings", "markdown",
+    "parity_findings", "results_table", "runtime_table", "styled", "sweep_findings", "sweep_frame",
 ]  # fmt: skip

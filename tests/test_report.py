@@ -1,14 +1,23 @@
-"""mlx_explore.report (the notebooks' computed discussion) and widgets.SweepPlot, on synthetic comparisons
-whose figures are known, so every sentence can be checked against the numbers behind it."""
+"""mlx_explore.report (the notebooks' computed discussion and results tables) and widgets.SweepPlot, on
+synthetic comparisons whose figures are known, so every sentence and every cell can be checked against
+the numbers behind it."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
-from mlx_explore import report
+import widgets
+from mlx_explore import cli, report
+from mlx_explore.comparison import Comparison, RunRecord, run_label
 from mlx_explore.config import RunConfig
-from mlx_explore.runner import Comparison, RunRecord, run_label
+from widgets.sweep import SweepPlot, ranks, speedups
 
 ENV = {"cpu_model": "Test CPU", "usable_cores": 2, "gpus": []}
 
@@ -145,9 +154,6 @@ def test_sweep_frame_and_findings():
 
 
 def test_sweep_plot_ranks_and_speedups():
-    widgets = pytest.importorskip("widgets")
-    from widgets.sweep import SweepPlot, ranks, speedups
-
     table = report.sweep_frame(sweep_results())
     plot = SweepPlot(table)
     by_name = {(d.name, d.xaxis): list(d.y) for d in plot.figure.data}
@@ -173,3 +179,88 @@ def test_findings_label_by_framework_when_one_mode_ran():
 def test_every_table_column_is_explained():
     assert set(report.TABLE_COLUMNS) | {"reason"} <= set(report.COLUMN_DOCS)
     assert "[samples/s]" in report.COLUMN_DOCS["samples_per_s"] and "skipped" in report.COLUMN_DOCS["status"]
+    assert report.TABLE_COLUMNS == ("status", "device", *report.HEADLINE)
+
+
+def test_the_headline_catalogue_agrees_with_the_metric_docs():
+    """Each column's unit is the one its meaning (METRIC_DOCS) states in brackets; a fraction [0-1]
+    has none (its format says how it is shown)."""
+    assert list(report.HEADLINE) == ["test_accuracy", "samples_per_s", "step_ms_p50", "step_ms_p99", "infer_ms_p50",
+                                     "compile_s", "peak_rss_mb", "mfu", "wall_s"]  # fmt: skip
+    for key, col in report.HEADLINE.items():
+        assert col.key == key and col.meaning == report.METRIC_DOCS[key] and col.better in ("higher", "lower")
+        unit = re.search(r"\[([^\]]+)\]$", col.meaning).group(1)
+        assert col.unit == ("" if unit == "0-1" else unit), key
+    assert [c.heading for c in report.HEADLINE.values()] == [
+        "test acc", "train samples/s", "step p50 ms", "step p99 ms", "infer p50 ms", "compile s", "RSS MiB", "MFU", "wall s"]  # fmt: skip
+
+
+def test_a_column_formats_its_values_and_shows_a_missing_figure_as_a_dash():
+    col = report.HEADLINE
+    assert col["samples_per_s"].format(39019.7853) == "39,020" and col["test_accuracy"].format(0.93456) == "0.9346"
+    assert col["step_ms_p50"].format(1.234) == "1.23" and col["mfu"].format(0.0123) == "1.2%"
+    assert col["peak_rss_mb"].format(np.float32(1234.5)) == "1,234" and col["wall_s"].format(12) == "12.0"
+    assert [col["compile_s"].format(v) for v in (None, float("nan"), np.nan, float("inf"), pd.NA)] == ["-"] * 5
+
+
+def headline_comparison() -> Comparison:
+    """torch is best in throughput, compile and wall time; jax in the rest; sklearn did not run."""
+    c = comparison([
+        rec("torch", sps=39019.7853, acc=0.9, p50=1.234, p99=3.0, infer=0.3, compile_s=2.0, wall=10.0),
+        rec("jax", sps=1000.2, acc=0.95, p50=0.5, p99=2.0, infer=0.1, compile_s=3.0, wall=20.0),
+        rec("sklearn", mode="eager", status="unsupported", reason="no <conv> layers"),
+    ], frameworks=["torch", "jax", "sklearn"])  # fmt: skip
+    c.runs[0].metrics["mfu"], c.runs[1].metrics["mfu"] = 0.0123, 0.5
+    return c
+
+
+def html_table(styler) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """(headings, rows of (cell text, cell classes)) of a Styler's HTML."""
+    text = styler.to_html()
+    head, body = text.split("</thead>")
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", head)
+    rows = [[(cell, classes) for classes, cell in re.findall(r'<td[^>]*class="([^"]*)"[^>]*>(.*?)</td>', row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]  # fmt: skip
+    return heads, rows
+
+
+def test_results_table_holds_raw_figures_and_styled_shows_them_formatted_with_the_best_marked():
+    table = report.results_table(headline_comparison())
+    assert isinstance(table, pd.DataFrame) and table.loc["torch", "samples_per_s"] == 39019.7853  # for computing
+    assert report.best_values(table) == {"test_accuracy": 0.95, "samples_per_s": 39019.7853, "step_ms_p50": 0.5, "step_ms_p99": 2.0,
+                                         "infer_ms_p50": 0.1, "compile_s": 2.0, "mfu": 0.5, "wall_s": 10.0}  # fmt: skip
+    heads, rows = html_table(report.styled(table))
+    assert heads == ["run", "status", "device", "test acc", "train samples/s", "step p50 ms", "step p99 ms", "infer p50 ms",
+                     "compile s", "MFU", "wall s", "reason"]  # fmt: skip
+    assert [cell for cell, _ in rows[0]] == ["torch", "ok", "cpu", "0.9000", "39,020 ★", "1.23", "3.00", "0.300", "2.00 ★",
+                                             "1.2%", "10.0 ★", ""]  # fmt: skip
+    assert [cell for cell, _ in rows[1]] == ["jax", "ok", "cpu", "0.9500 ★", "1,000", "0.50 ★", "2.00 ★", "0.100 ★", "3.00",
+                                             "50.0% ★", "20.0", ""]  # fmt: skip
+    assert [cell for cell, _ in rows[2]] == ["sklearn", "unsupported", "cpu", *["-"] * 8, "no &lt;conv&gt; layers"]
+    assert all(("★" in cell) == ("best" in classes.split()) for row in rows for cell, classes in row)
+    html = report.styled(table).to_html()
+    assert "font-weight: bold" in html and "★ best value in its column" in html
+    _, plain = html_table(report.styled(table, best=False))
+    assert [cell for cell, _ in plain[0]][4] == "39,020" and not any("★" in c for row in plain for c, _ in row)
+    assert table.loc["torch", "samples_per_s"] == 39019.7853  # styling left the DataFrame alone
+
+
+def test_the_cli_table_uses_the_same_catalogue():
+    console = Console(record=True, width=250)
+    console.print(cli.results_table(headline_comparison()))
+    text = console.export_text()
+    heads = [h.strip() for h in next(line for line in text.splitlines() if "status" in line).strip("┃ ").split("┃")]
+    assert heads == ["run", "status", "device", *[c.heading for c in report.HEADLINE.values()]]
+    torch = [c.strip() for c in next(line for line in text.splitlines() if "torch" in line).strip("│ ").split("│")]
+    assert torch == ["torch", "ok", "cpu", "0.9000", "39,020", "1.23", "3.00", "0.300", "2.00", "-", "1.2%", "10.0"]
+
+
+def test_what_the_report_module_refers_to_exists():
+    """Every ``report.name`` and ``:func:`name``` in the module's text names something real."""
+    source = inspect.getsource(report)
+    names = set(re.findall(r"\breport\.([a-z_]\w*)", source)) | set(re.findall(r":(?:func|data|class):`~?([\w.]+)`", source))
+    assert names
+    for name in names:
+        target = report if "." not in name else importlib.import_module(name.rsplit(".", 1)[0])
+        assert hasattr(target, name.rsplit(".", 1)[-1]), name
+    assert "DESIGN.md" not in source

@@ -17,6 +17,7 @@ from widgets._common import Throttle
 from widgets.live import ema, thin
 
 from .conftest import alive
+from .test_report import headline_comparison, html_table
 
 
 def recorded(framework="jax", mode="compiled", steps=6, epochs=2, t0=1.0, fail_at=None):
@@ -151,13 +152,37 @@ def test_a_run_fills_progress_curves_table_and_bars(results_db):
     assert list(df["samples_per_s"]) == sorted(df["samples_per_s"], reverse=True)  # best first
     assert p.table.value.count("<tr>") == 3 and "★" in p.table.value
     best = df["samples_per_s"].max()
-    assert f"{best:,.0f} ★" in p.table.value
+    assert f"{best:,.0f} ★" in p.table.value and 'class="mlx-results"' in p.table.value
     p.sort_by.value = "compile_s"
     assert list(p.table_frame()["compile_s"]) == sorted(df["compile_s"])
     bars = {t.name: list(t.y) for t in p.bars.data}
     assert bars["training throughput [samples/s]"] == [r.metrics["samples_per_s"] for r in result.runs]
     assert list(load_runs(results_db)["framework"]) == ["jax", "sklearn"]
     assert not p.run_button.disabled and p.stop_button.disabled
+
+
+def test_the_results_table_is_the_cores_styled_table_sorted_best_first():
+    """The panel's table is ``report.styled`` of its frame: the catalogue's headings and number
+    formats, the best value of each column among finished runs marked, rows in the "sort by" order."""
+    from mlx_explore.report import HEADLINE
+
+    p = panel()
+    assert p.sort_by.options == tuple((c.heading, key) for key, c in HEADLINE.items())
+    p.result = headline_comparison()  # torch: compile 2.0 s, jax: 3.0 s, sklearn unsupported
+    p.sort_by.value = "compile_s"  # redraws the table
+    assert list(p.table_frame().index) == ["torch", "jax", "sklearn"]  # lower is better; no figure last
+    heads, rows = html_table(p.table_styler())
+    assert heads == ["run", "mode", "status", "test acc", "train samples/s", "step p50 ms", "step p99 ms", "infer p50 ms",
+                     "compile s", "MFU", "wall s"]  # fmt: skip
+    assert [c for c, _ in rows[0]] == ["torch", "compiled", "ok", "0.9000", "39,020 ★", "1.23", "3.00", "0.300", "2.00 ★",
+                                       "1.2%", "10.0 ★"]  # fmt: skip
+    assert [c for c, _ in rows[2]] == ["sklearn", "eager", "unsupported", *["-"] * 8]
+    assert all(("★" in c) == ("best" in classes.split()) for row in rows for c, classes in row)
+    p.sort_by.value = "samples_per_s"  # higher is better
+    assert list(p.table_frame().index) == ["torch", "jax", "sklearn"]
+    p.sort_by.value = "test_accuracy"
+    assert list(p.table_frame().index) == ["jax", "torch", "sklearn"]
+    assert p.table.value.index(">jax<") < p.table.value.index(">torch<") and 'class="mlx-results"' in p.table.value
 
 
 def test_a_failed_framework_is_explained_in_words_and_the_other_kept(tmp_path, monkeypatch):

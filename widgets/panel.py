@@ -17,25 +17,15 @@ from plotly.subplots import make_subplots
 
 import mlx_explore
 from mlx_explore import frameworks as registry
+from mlx_explore.child import probe
+from mlx_explore.comparison import Comparison, plan, run_label
 from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, ConfigError, RunConfig
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
-from mlx_explore.runner import Comparison, plan, run_label
+from mlx_explore.report import HEADLINE, styled
 
 from ._common import color
 from .live import LiveCurves
 
-#: Columns of the results table: metric -> (title, format, True if higher is better).
-TABLE = {
-    "test_accuracy": ("test accuracy", "{:.4f}", True),
-    "samples_per_s": ("train samples/s", "{:,.0f}", True),
-    "step_ms_p50": ("step p50 ms", "{:.2f}", False),
-    "step_ms_p99": ("step p99 ms", "{:.2f}", False),
-    "infer_ms_p50": ("infer p50 ms", "{:.3f}", False),
-    "compile_s": ("compile s", "{:.2f}", False),
-    "peak_rss_mb": ("RSS MiB", "{:,.0f}", False),
-    "mfu": ("MFU", "{:.1%}", True),
-    "wall_s": ("wall s", "{:.1f}", False),
-}
 #: Bar charts shown when a comparison ends: metric -> panel title.
 BARS = {"samples_per_s": "training throughput [samples/s]", "compile_s": "compile time [s]", "test_accuracy": "test accuracy"}
 #: What the user sees for a field named in a ConfigError.
@@ -52,7 +42,7 @@ class ComparisonPanel(W.VBox):
         ComparisonPanel(frameworks=["torch", "jax", "tensorflow"])
 
     Programmatic use (tests, notebooks): set the controls, ``panel.run()``, ``panel.wait()``, then
-    ``panel.result`` is the :class:`mlx_explore.runner.Comparison`.
+    ``panel.result`` is the :class:`mlx_explore.comparison.Comparison`.
 
     Args:
         model, dataset, epochs, batch_size, lr, optimizer, device, mode: initial control values
@@ -100,7 +90,7 @@ class ComparisonPanel(W.VBox):
         self.message = W.HTML()
         self.progress = W.VBox()
         self.curves = LiveCurves()
-        self.sort_by = W.Dropdown(options=[(v[0], k) for k, v in TABLE.items()], value="samples_per_s", description="sort by")
+        self.sort_by = W.Dropdown(options=[(c.heading, k) for k, c in HEADLINE.items()], value="samples_per_s", description="sort by")
         self.table = W.HTML()
         self.bars = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=list(BARS.values())))
         self.bars.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
@@ -237,50 +227,33 @@ class ComparisonPanel(W.VBox):
     # ------------------------------------------------------------------ rendering
 
     def table_frame(self):
-        """The results as a ``pandas.DataFrame`` (one row per run, the ``TABLE`` columns), sorted by
-        the "sort by" control, best first; ``None`` before a comparison has ended."""
+        """The results as a ``pandas.DataFrame`` of raw figures (one row per run, the headline columns
+        of ``mlx_explore.report.HEADLINE``), sorted by the "sort by" control, best first; ``None``
+        before a comparison has ended."""
         if self.result is None or not self.result.runs:
             return None
         m = self.result.metrics
-        cols = ["framework", "mode", "status", *[c for c in TABLE if c in m.columns]]
+        cols = ["framework", "mode", "status", *[c for c in HEADLINE if c in m.columns]]
         df = m[cols].copy()
         key = self.sort_by.value
         if key in df.columns:
-            df = df.sort_values(key, ascending=not TABLE[key][2], na_position="last")
+            df = df.sort_values(key, ascending=HEADLINE[key].better == "lower", na_position="last")
         return df
 
-    def _show_table(self) -> None:
+    def table_styler(self):
+        """:meth:`table_frame` for display (``mlx_explore.report.styled``: number formats, units,
+        the best value of each column among finished runs bold with ★); ``None`` before a
+        comparison has ended."""
         df = self.table_frame()
         if df is None:
-            self.table.value = ""
-            return
-        ok = df[df["status"] == "ok"]
-        best = {}
-        for col, (_, _, higher) in TABLE.items():
-            if col in ok.columns and ok[col].notna().any():
-                best[col] = ok[col].max() if higher else ok[col].min()
-        head = "".join(f"<th>{h}</th>" for h in ["run", "mode", "status"]) + "".join(
-            f"<th title='{'higher' if TABLE[c][2] else 'lower'} is better'>{TABLE[c][0]}</th>" for c in TABLE if c in df.columns
-        )
-        rows = []
-        for label, row in df.iterrows():
-            cells = [f"<td>{html.escape(str(label))}</td>", f"<td>{row['mode']}</td>", f"<td>{row['status']}</td>"]
-            for col in TABLE:
-                if col not in df.columns:
-                    continue
-                v = row[col]
-                if v is None or v != v:
-                    cells.append("<td>-</td>")
-                    continue
-                text = TABLE[col][1].format(v)
-                is_best = col in best and v == best[col] and row["status"] == "ok"
-                cells.append(f"<td class='best' style='font-weight:bold;color:#1a7f37'>{text} ★</td>" if is_best else f"<td>{text}</td>")
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        self.table.value = (
-            "<table class='mlx-results' style='border-collapse:collapse;text-align:right'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "<div style='font-size:smaller'>★ best value in its column among finished runs</div>"
-        )
+            return None
+        return (styled(df).hide(["framework"], axis="columns")
+                .set_table_attributes('class="mlx-results" style="border-collapse:collapse"')
+                .set_table_styles([{"selector": "td, th", "props": "text-align: right; padding: 2px 8px"}], overwrite=False))  # fmt: skip
+
+    def _show_table(self) -> None:
+        table = self.table_styler()
+        self.table.value = "" if table is None else table.to_html()
 
     def _show_bars(self) -> None:
         runs = [r for r in self.result.runs if r.status == "ok"]
@@ -304,6 +277,6 @@ class ComparisonPanel(W.VBox):
 
     def _probe(self, names: list[str]) -> None:
         for fw in names:
-            info = registry.probe(fw, nice=10)  # background work: the page and a run come first
+            info = probe(fw, nice=10)  # background work: the page and a run come first
             note = ", ".join(info.get("devices", [])) or info.get("error", "")
             self.framework_notes[fw].value = f"sees: {html.escape(note)}" if "devices" in info else f"<i>{html.escape(note)}</i>"

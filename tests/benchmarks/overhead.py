@@ -14,7 +14,7 @@ timed in alternating rounds (ABBA order, so drift and noise from other processes
 alike); each round is every step of ``--epochs`` epochs, and its samples/s is
 ``steps * batch / seconds``; the figures are medians over ``--rounds`` rounds, split over
 ``--processes`` child processes (each has its own memory layout and compiled code, worth a per
-cent or two either way), and the ratio's 90 % interval is a bootstrap over rounds. The harness round is everything ``train`` does: the
+cent or two either way), and the ratio's 90 % interval is a paired bootstrap over rounds (``scipy.stats.bootstrap``). The harness round is everything ``train`` does: the
 per-epoch index conversion (``Trainer.indices``), window syncs and timing, divergence checks, a
 ``Steps`` event per window and an ``Epoch`` event per epoch, serialized and written to a
 block-buffered OS pipe that another process drains every 0.1 s (``worker.make_emitter``, as
@@ -105,14 +105,14 @@ def minimal_torch(bundle, compiled: bool):
     import torch.nn.functional as F
     from torch import nn
 
-    from mlx_explore.frameworks.torch.trainer import load_canonical
+    from mlx_explore.frameworks.torch.trainer import load_weights
 
     spec, cfg = bundle.spec, bundle.config
     (h1, h2), n_classes = spec.hidden, spec.n_classes
     model = nn.Sequential(
         nn.Linear(spec.n_features, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes)
     )  # fmt: skip
-    load_canonical(model, spec, bundle.weights)
+    load_weights(model, spec, bundle.weights)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     x, y = torch.as_tensor(bundle.data.x_train), torch.as_tensor(bundle.data.y_train)
 
@@ -150,7 +150,7 @@ def minimal_jax(bundle, compiled: bool):
     import jax.numpy as jnp
     import optax
 
-    from mlx_explore.frameworks.jax.trainer import to_flax
+    from mlx_explore.frameworks.jax.trainer import load_weights
 
     spec, cfg = bundle.spec, bundle.config
     (h1, h2), n_classes = spec.hidden, spec.n_classes
@@ -163,7 +163,7 @@ def minimal_jax(bundle, compiled: bool):
             return nn.Dense(n_classes)(x)
 
     model, tx = MLP(), optax.sgd(cfg.lr)
-    params = to_flax(bundle.weights)  # {"Dense_0": {"kernel", "bias"}, ...}
+    params = load_weights(model, spec, bundle.weights)  # {"Dense_0": {"kernel", "bias"}, ...}
     state = [params, tx.init(params)]
     x, y = jnp.asarray(bundle.data.x_train), jnp.asarray(bundle.data.y_train, dtype=jnp.int32)
 
@@ -426,7 +426,7 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
         "val_loss": {"harness": h[-1]["val_loss"], "minimal": m[-1]["val_loss"]},  # same training: ~equal
         "threads": n_threads,
         "flags": {k: v for k, v in flags.items() if "thread" in k or k == "compile"},
-        "versions": module.Trainer.versions(),
+        "versions": module.versions(),
         "device": trainer.device,
     }
 
@@ -434,45 +434,64 @@ def child(framework: str, mode: str, rounds: int, epochs: int, threads: int | No
 # ------------------------------------------------------------------ the parent: statistics, table, verdict
 
 
-def bootstrap_ci(stat, n_rounds: int, level: float = 0.90, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat(rounds)`` over rounds drawn with replacement.
+LEVEL = 0.90  #: confidence level of the ratios' intervals
 
-    A round is the unit (its harness and minimal figures are resampled together, so the ABBA
-    pairing survives, and epochs of one round, which share its noise, stay together): Efron &
-    Tibshirani, "An Introduction to the Bootstrap" (1993), ch. 13 (percentile intervals).
-    ``stat`` takes an ``int (n_rounds,)`` index array.
+
+def paired_interval(statistic, harness, minimal, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """90 % percentile bootstrap interval of ``statistic(harness, minimal)`` over rounds:
+    ``scipy.stats.bootstrap(..., paired=True, method="percentile")`` (Efron & Tibshirani, "An
+    Introduction to the Bootstrap" (1993), ch. 13).
+
+    A round is the unit: its harness and minimal figures are resampled together (``paired``), so
+    the ABBA pairing survives, and the epochs of one round (a row of a 2-D input, which share its
+    noise) stay together. ``statistic`` is vectorized: it gets arrays whose last axis holds the
+    resampled rounds (``(..., rounds)`` for 1-D inputs; ``(epochs, ..., rounds)`` for 2-D) and
+    reduces the rounds (and the epochs) away. One round has no interval: ``(nan, nan)``.
     """
-    rng = np.random.default_rng(seed)
-    values = [stat(rng.integers(0, n_rounds, n_rounds)) for _ in range(resamples)]
-    lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+    from scipy import stats
+
+    harness, minimal = np.asarray(harness, float), np.asarray(minimal, float)
+    if len(harness) < 2:
+        return float("nan"), float("nan")
+    res = stats.bootstrap((harness, minimal), statistic, paired=True, vectorized=True, axis=0, confidence_level=LEVEL,
+                          n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def round_ratio(harness_sps, minimal_sps) -> tuple[float, float, float]:
     """``(ratio, lo, hi)``: median harness samples/s over rounds / median minimal samples/s, and
-    its 90 % bootstrap interval. Whole rounds: every cost of the harness is in it."""
+    its 90 % bootstrap interval (:func:`paired_interval`). Whole rounds: every cost of the harness is in it."""
     h, m = np.asarray(harness_sps, float), np.asarray(minimal_sps, float)
-    return (float(np.median(h) / np.median(m)), *bootstrap_ci(lambda i: np.median(h[i]) / np.median(m[i]), len(h)))
+
+    def stat(h, m, axis=-1):
+        return np.median(h, axis=axis) / np.median(m, axis=axis)
+
+    return (float(stat(h, m)), *paired_interval(stat, h, m))
 
 
 def epoch_ratio(harness_epochs, minimal_epochs) -> tuple[float, float, float]:
     """``(ratio, lo, hi)``: median epoch time of the minimal loop / the harness's, over every
     epoch of every round (epochs 2..E: each round's first epoch holds its one-off costs), and its
-    90 % bootstrap interval over rounds. Many more samples than rounds, so a far narrower
-    interval; a cost paid in fewer than half the epochs (the event writes every 0.1 s) is not in
-    it, which is why the verdict is on whole rounds."""
-    h = [np.asarray(r, float) for r in harness_epochs]
-    m = [np.asarray(r, float) for r in minimal_epochs]
+    90 % bootstrap interval over rounds (:func:`paired_interval`, each round's epochs kept
+    together). Many more samples than rounds, so a far narrower interval; a cost paid in fewer
+    than half the epochs (the event writes every 0.1 s) is not in it, which is why the verdict is
+    on whole rounds. Every round has the same number of epochs."""
+    h, m = np.asarray(harness_epochs, float), np.asarray(minimal_epochs, float)  # (rounds, epochs)
 
-    def stat(i):
-        return np.median(np.concatenate([m[k] for k in i])) / np.median(np.concatenate([h[k] for k in i]))
+    def pooled_median(x):  # (epochs, ..., rounds) -> (...): the median of every epoch of the rounds drawn
+        x = np.moveaxis(x, 0, -1)
+        return np.median(x.reshape(*x.shape[:-2], -1), axis=-1)
 
-    return (float(stat(np.arange(len(h)))), *bootstrap_ci(stat, len(h), resamples=500))
+    def stat(h, m, axis=-1):
+        return pooled_median(m) / pooled_median(h)
+
+    return (float(np.median(m) / np.median(h)), *paired_interval(stat, h, m, resamples=500))
 
 
 def verdict_of(ratio: float, hi: float) -> str:
     """``ok``: ratio >= THRESHOLD; ``SLOW``: below it, and so is the whole 90 % interval;
-    ``noisy``: below it, but the interval reaches it, so this run cannot tell (run again)."""
+    ``noisy``: below it, but the interval reaches it (or there is none: one round), so this run
+    cannot tell (run again)."""
     if ratio >= THRESHOLD:
         return "ok"
     return "SLOW" if hi < THRESHOLD else "noisy"
@@ -481,7 +500,7 @@ def verdict_of(ratio: float, hi: float) -> str:
 def run_child(framework: str, mode: str, args, rounds: int) -> dict:
     """One child process measuring ``framework`` for ``rounds`` rounds; its JSON result, or
     ``{"error": ...}`` with the end of its output."""
-    from mlx_explore.runner import child_env
+    from mlx_explore.env import child_env
 
     cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--mode", mode,
            "--rounds", str(rounds), "--epochs", str(args.epochs), "--sink", args.sink]  # fmt: skip
@@ -550,7 +569,7 @@ def main(argv=None) -> int:
     runs = [(fw, m) for m in modes for fw in frameworks if not (fw == "sklearn" and m != modes[0])]
 
     from mlx_explore.bench import usable_cores
-    from mlx_explore.runner import cpu_model
+    from mlx_explore.env import cpu_model
 
     print(f"machine: {cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}")  # fmt: skip
