@@ -1,7 +1,7 @@
 """Timing, FLOP and memory primitives shared by every framework's run.
 
 Everything here is framework-neutral and small enough to test on synthetic numbers: the trainers
-hand in callables, these functions time them. The rules they implement (DESIGN.md, "Honest
+hand in callables, these functions time them. The rules they implement (docs/architecture.md, "Honest
 timing"):
 
 - a *window* runs several steps with no synchronization inside and one sync at its end (reading

@@ -2,9 +2,10 @@
 
 A :class:`Bundle` holds the config, the split and scaled data set, the model spec, the canonical
 initial weights and the batch order. The parent saves it to one ``.npz`` file; every child loads
-that file, so "same data, same order, same start" holds by construction (DESIGN.md). The batch
-order is not saved: it is a :class:`~mlx_explore.data.BatchOrder` (four integers) that the child
-rebuilds from the training split's size and the config, and that draws each epoch when asked.
+that file, so "same data, same order, same start" holds by construction (``docs/architecture.md``,
+"Conventions that make the frameworks comparable"). The batch order is not saved: it is a
+:class:`~mlx_explore.data.BatchOrder` (four integers) that the child rebuilds from the training
+split's size and the config, and that draws each epoch when asked.
 
 Before anything is loaded or drawn, :func:`prepare` checks the run against the memory this machine
 has (:func:`estimate_memory`, :func:`check_memory`), so a size that cannot fit fails as a

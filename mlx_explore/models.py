@@ -2,7 +2,7 @@
 
 A :class:`ModelSpec` says what the network is; :func:`init_weights` draws its parameters once, in
 NumPy, from the seed. Each ``frameworks/<name>/`` package builds the same network and loads these
-arrays, converting layout where it must (DESIGN.md, "Same start"):
+arrays, converting layout where it must (docs/architecture.md, "Same start"):
 
 * dense kernel ``(in, out)``, bias ``(out,)``  (PyTorch ``Linear.weight = kernel.T``)
 * conv kernel ``(H, W, C_in, C_out)``, bias ``(C_out,)``  (PyTorch ``Conv2d.weight = kernel.transpose(3, 2, 0, 1)``)

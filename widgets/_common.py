@@ -1,6 +1,6 @@
 """Shared pieces of the widget library: framework colours, Colab detection, a redraw throttle.
 
-Widgets use only ``mlx_explore``'s public API (DESIGN.md: the core never imports ipywidgets, the
+Widgets use only ``mlx_explore``'s public API (docs/architecture.md, "Layers": the core never imports ipywidgets, the
 widgets never reach into a framework or a child process).
 """
 
