@@ -175,6 +175,7 @@ def styled(table: pd.DataFrame, best: bool = True) -> "Styler":
     styler.format(na_rep="-", escape="html")  # every cell: text escaped, a missing value "-"
     styler.format({k: HEADLINE[k].fmt for k in keys}, subset=keys, na_rep="-")
     styler.format_index(lambda k: HEADLINE[k].heading if k in HEADLINE else str(k), axis="columns", escape="html")
+    styler.set_properties(subset=keys, **{"text-align": "right", "font-variant-numeric": "tabular-nums"})
     if not best:
         return styler
     ok = shown["status"] == "ok" if "status" in shown.columns else pd.Series(True, index=shown.index)
