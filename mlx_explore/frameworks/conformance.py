@@ -34,14 +34,19 @@ def _shape(fn: Callable) -> list[tuple[str, Any, Any]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
 
 
+def _call_form(fn: Callable, quotes: bool = False) -> str:
+    """``(config, threads: int)``: a signature without its return annotation (quotes dropped unless asked)."""
+    text = str(inspect.signature(fn)).split(" ->")[0]
+    return text if quotes else text.replace("'", "")
+
+
 def _signature_problem(where: str, got: Callable, ref: Callable) -> str | None:
     try:
         have = _shape(got)
     except (TypeError, ValueError):
         return f"{where}: has no inspectable signature"
     if have != _shape(ref):
-        want = str(inspect.signature(ref)).split(" ->")[0].replace("'", "")
-        return f"{where}: signature {str(inspect.signature(got)).split(' ->')[0]} differs from the contract's {want}"
+        return f"{where}: signature {_call_form(got, quotes=True)} differs from the contract's {_call_form(ref)}"
     return None
 
 
@@ -63,8 +68,7 @@ def check_adapter(module: Any, name: str | None = None) -> list[str]:
     for fn_name, ref in MODULE_FUNCTIONS.items():
         got = getattr(module, fn_name, None)
         if got is None:
-            want = str(inspect.signature(ref)).split(" ->")[0].replace("'", "")
-            problems.append(f"{label}: no module-level function {fn_name}{want}")
+            problems.append(f"{label}: no module-level function {fn_name}{_call_form(ref)}")
         elif isinstance(got, type) or not callable(got):
             problems.append(f"{label}: {fn_name} is not a function")
         else:
@@ -78,8 +82,7 @@ def check_adapter(module: Any, name: str | None = None) -> list[str]:
         for meth, ref in members.items():
             got = getattr(trainer, meth, None)
             if got is None:
-                want = str(inspect.signature(ref)).split(" ->")[0].replace("'", "")
-                problems.append(f"{label}: Trainer has no {what} {meth}{want}")
+                problems.append(f"{label}: Trainer has no {what} {meth}{_call_form(ref)}")
             else:
                 problems.append(_signature_problem(f"{label}.Trainer.{meth}", got, ref))
     tname = getattr(trainer, "name", None)
