@@ -92,8 +92,11 @@ class ComparisonPanel(W.VBox):
         self.curves = LiveCurves()
         self.sort_by = W.Dropdown(options=[(c.heading, k) for k, c in HEADLINE.items()], value="samples_per_s", description="sort by")
         self.table = W.HTML()
-        self.bars = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=list(BARS.values())))
-        self.bars.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
+        # Built with its layout: a view created later (Voila, a reloaded page) starts from the state
+        # the figure had when it was constructed, not from later update_layout calls.
+        bars = make_subplots(rows=1, cols=3, subplot_titles=list(BARS.values()), horizontal_spacing=0.12)
+        bars.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
+        self.bars = go.FigureWidget(bars)
         self.details = W.Accordion()
         self.results_box = W.VBox([self.sort_by, self.table, self.bars], layout=W.Layout(display="none"))
 
