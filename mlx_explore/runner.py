@@ -23,6 +23,7 @@ from .comparison import Collector, Comparison, RunRecord, plan, run_label
 from .config import RunConfig
 from .env import environment
 from .events import TERMINAL, Event, Skipped
+from .jsonable import jsonable
 
 # Compatibility: these names were defined here before the runner was split (issue 12); code in
 # this package imports them from their homes.
@@ -100,6 +101,7 @@ def compare(
     store: bool = True,
     db: str | Path | None = None,
     stop: threading.Event | None = None,
+    tags: dict | None = None,
     **kwargs: Any,
 ) -> Comparison:
     """Run a comparison to the end and return its results; each run is written to the results
@@ -120,6 +122,9 @@ def compare(
             cleanly: the running run is killed and stored as ``interrupted``, finished runs are kept,
             later runs do not start, and the partial :class:`Comparison` is returned
             (``interrupted=True``).
+        tags: JSON-able labels stored with the comparison and each of its runs, as the stored
+            config's ``tags`` entry (the standard suite, ``suite.py``, marks its runs this way);
+            ``None``: no ``tags`` entry.
 
     Returns:
         :class:`Comparison` with one record per run of ``plan(config)`` that started, whatever its status.
@@ -143,7 +148,7 @@ def compare(
     sink = None
     try:
         if store:
-            sink = _StoreSink(db, config)  # an unusable store fails here, before anything runs
+            sink = _StoreSink(db, config, tags)  # an unusable store fails here, before anything runs
             comparison.db = str(sink.path)
         comparison.env = environment()
         events = iter_compare(config, stop=stop)
@@ -179,12 +184,13 @@ class _StoreSink:
     and the comparison goes on: its runs are still returned, printed and written to ``--out``.
     """
 
-    def __init__(self, db: str | Path | None, config: RunConfig):
+    def __init__(self, db: str | Path | None, config: RunConfig, tags: dict | None = None):
         from .results import ResultsStore
 
         self.store = ResultsStore(db)
         self.path = self.store.path
         self.config = config
+        self.tags = {"tags": jsonable(tags)} if tags is not None else {}
         self.comparison_id: int | None = None
         self.error: str | None = None
 
@@ -195,8 +201,8 @@ class _StoreSink:
             return
         try:
             if self.comparison_id is None:
-                self.comparison_id = self.store.begin_comparison(self.config.model_dump(mode="json"), env)
-            rec.run_id = self.store.add_run(self.comparison_id, _store_row(self.config, rec))
+                self.comparison_id = self.store.begin_comparison(self.config.model_dump(mode="json") | self.tags, env)
+            rec.run_id = self.store.add_run(self.comparison_id, _store_row(self.config, rec, self.tags))
         except StoreWriteError as exc:
             self.error = str(exc)
 
@@ -222,9 +228,9 @@ def _finish(comparison: Comparison, config: RunConfig, collect: Collector, sink:
         sink.close()
 
 
-def _store_row(config: RunConfig, rec: RunRecord) -> dict:
+def _store_row(config: RunConfig, rec: RunRecord, tags: dict) -> dict:
     row = rec.to_dict()
-    row["config"] = config.model_dump(mode="json") | {"mode": rec.mode}
+    row["config"] = config.model_dump(mode="json") | {"mode": rec.mode} | tags
     return row
 
 

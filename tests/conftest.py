@@ -136,3 +136,21 @@ def without_write_override(argv: list[str]) -> list[str]:
     if setpriv is None:
         pytest.fail("setpriv (util-linux) is needed to drop root's capabilities so that chmod stops writes")
     return [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", *argv]
+
+
+# ------------------------------------------------------------------ the standard suite (issue 13)
+
+#: Frameworks of the suite the tests share: the two quickest to start (about a minute for the whole
+#: small suite on 2 CPU cores); ``make test``'s README check runs all four word for word.
+SUITE_FRAMEWORKS = "jax,sklearn"
+
+
+@pytest.fixture(scope="session")
+def suite_store(tmp_path_factory) -> Path:
+    """A results store holding one complete small suite session of this machine, run through the
+    real CLI (``mlx-explore suite --size small --frameworks jax,sklearn``). Read it, do not write it:
+    copy it first (``shutil.copy``) to add runs."""
+    path = tmp_path_factory.mktemp("suite") / "suite.db"
+    proc = run_cli("suite", "--size", "small", "--frameworks", SUITE_FRAMEWORKS, "--db", str(path), "--quiet")
+    assert proc.returncode == 0, f"suite failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return path

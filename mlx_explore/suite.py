@@ -1,0 +1,424 @@
+"""The standard suite: named, versioned comparisons a user runs on their own hardware.
+
+A decision needs comparable measurements, not whatever happens to be in the results store. The
+suite is a fixed list of comparisons (:data:`ITEMS`), each covering part of what people decide on:
+
+========================  ==========================================================================
+item                      what it measures
+========================  ==========================================================================
+``small_batch``           MLP 256-256 on ``digits``, batch 32, eager and compiled: per-step overhead
+                          (throughput at a small batch), compile time, batch-1 inference latency
+                          p50/p99, test accuracy
+``large_batch``           MLP 1024-1024 on ``synthetic`` (784 features, 10 classes), batch 1024,
+                          eager and compiled: throughput, MFU, peak memory
+``cnn``                   the LeNet-style CNN on ``digits``, compiled: convolution throughput, accuracy
+``parity``                SGD on the MLP, two repeats with the determinism switches on: per-step loss
+                          parity against a reference framework, bitwise determinism
+========================  ==========================================================================
+
+``size="small"`` finishes in about 3-4 minutes on a 2-core CPU with the four frameworks (measured:
+README, "Choosing a framework"); ``size="full"`` trains longer on more data with more latency
+samples and is meant for a GPU.
+
+Every run is stored with ``tags`` (see :func:`mlx_explore.runner.compare`) naming the suite, its
+version, the size, the item and the *session* (one invocation of :func:`run`), so
+:func:`latest` can return the newest **complete** session of **this machine** and **this suite
+version**: the guide (``guide.py``) never mixes machines, versions or half-finished suites.
+:data:`SUITE_VERSION` goes up whenever an item's settings change, because figures of different
+versions are not comparable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .config import FRAMEWORKS, ConfigError, RunConfig
+
+SUITE_NAME = "standard"
+#: Bumped whenever an item's settings change: figures of two versions are never compared.
+SUITE_VERSION = 1
+SIZES = ("small", "full")
+#: Statuses of a run that ended as planned (a failed framework still completes the suite: its
+#: figures are "not measured"); ``interrupted`` runs make a session incomplete.
+_ENDED = ("ok", "failed", "diverged", "timeout", "skipped", "unsupported")
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One comparison of the suite.
+
+    Attributes:
+        name: short id, the prefix of its figures (``"large_batch.samples_per_s"``).
+        purpose: what it measures, in words, for tables and the guide.
+        settings: :class:`~mlx_explore.config.RunConfig` fields common to both sizes.
+        small, full: the fields that differ per size (epochs, data size, latency samples).
+    """
+
+    name: str
+    purpose: str
+    settings: dict[str, Any]
+    small: dict[str, Any] = field(default_factory=dict)
+    full: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, size: str, **overrides: Any) -> RunConfig:
+        """The item's :class:`RunConfig` for ``size`` (``"small"`` or ``"full"``), with ``overrides``
+        (``frameworks``, ``device``, ``threads``) applied.
+
+        Raises:
+            ConfigError: an override is invalid (field ``size`` for an unknown size).
+        """
+        if size not in SIZES:
+            raise ConfigError("size", f"unknown suite size {size!r}; allowed: {', '.join(SIZES)}")
+        return RunConfig.build(**(self.settings | getattr(self, size) | overrides))
+
+
+#: The suite's comparisons, in the order they run. Defaults not named here are RunConfig's (Adam,
+#: lr 1e-3, ReLU, fp32, seed 0): the MLP reaches >= 0.95 test accuracy on digits with them.
+ITEMS: tuple[SuiteItem, ...] = (
+    SuiteItem(
+        "small_batch", "MLP 256-256 on digits, batch 32, eager and compiled: per-step overhead, compile time, "
+        "batch-1 inference latency, accuracy",
+        dict(model="mlp", dataset="digits", hidden=(256, 256), batch_size=32, mode="both"),
+        small=dict(epochs=3, latency_steps=200), full=dict(epochs=20, latency_steps=1000),
+    ),
+    SuiteItem(
+        "large_batch", "MLP 1024-1024 on synthetic 784-feature data, batch 1024, eager and compiled: throughput, "
+        "MFU, peak memory",
+        dict(model="mlp", dataset="synthetic", hidden=(1024, 1024), n_features=784, n_classes=10, batch_size=1024,
+             mode="both"),
+        small=dict(n_samples=12_000, epochs=2, latency_steps=20), full=dict(n_samples=200_000, epochs=3,
+                                                                             latency_steps=200),
+    ),
+    SuiteItem(
+        "cnn", "LeNet-style CNN on digits, batch 64, compiled: convolution throughput, accuracy",
+        dict(model="cnn", dataset="digits", batch_size=64, mode="compiled"),
+        small=dict(epochs=3, latency_steps=20), full=dict(epochs=15, latency_steps=200),
+    ),
+    SuiteItem(
+        "parity", "SGD on the MLP, 2 repeats with determinism switches on: per-step loss parity, bitwise determinism",
+        dict(model="mlp", dataset="digits", optimizer="sgd", lr=0.05, mode="compiled", repeat=2, deterministic=True,
+             latency_steps=0),
+        small=dict(epochs=1), full=dict(epochs=3),
+    ),
+)  # fmt: skip
+ITEM_NAMES = tuple(i.name for i in ITEMS)
+#: Figures computed from several runs' curves (not a run's metric): ``parity.max_rel_diff``
+#: [dimensionless] and ``parity.bitwise_identical`` [1 yes / 0 no].
+DERIVED = {
+    "max_rel_diff": "largest per-step relative loss difference against the reference framework [dimensionless]",
+    "bitwise_identical": "the loss curves of the two repeats were bitwise identical [1 yes / 0 no]",
+}
+
+
+class NoSuite(LookupError):
+    """No complete suite session of this machine and suite version is in the store.
+
+    Attributes:
+        message: what was found and the exact command to run first.
+        sessions: :func:`sessions`' table of what the store holds (possibly empty).
+    """
+
+    def __init__(self, message: str, sessions: pd.DataFrame):
+        super().__init__(message)
+        self.message = message
+        self.sessions = sessions
+
+
+def item(name: str) -> SuiteItem:
+    """The item called ``name``.
+
+    Raises:
+        ConfigError: field ``item``, naming the allowed items.
+    """
+    for it in ITEMS:
+        if it.name == name:
+            return it
+    raise ConfigError("item", f"unknown suite item {name!r}; allowed: {', '.join(ITEM_NAMES)}")
+
+
+def configs(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
+            threads: int | None = None) -> list[tuple[SuiteItem, RunConfig]]:  # fmt: skip
+    """Every item's validated config, in suite order, before anything runs.
+
+    Args:
+        size: ``"small"`` or ``"full"``.
+        frameworks: the frameworks to compare (default all of :data:`~mlx_explore.config.FRAMEWORKS`);
+            a CNN item skips scikit-learn by itself (reported ``unsupported``).
+        device: ``auto``, ``cpu``, ``gpu`` or ``tpu``.
+        threads: intra-op threads per framework (``None``: all usable cores).
+
+    Raises:
+        ConfigError: naming the field (``size``, ``frameworks``, ``device``, ``threads``) and the allowed values.
+    """
+    if size not in SIZES:
+        raise ConfigError("size", f"unknown suite size {size!r}; allowed: {', '.join(SIZES)}")
+    overrides: dict[str, Any] = {"device": device, "threads": threads}
+    if frameworks is not None:
+        overrides["frameworks"] = frameworks
+    return [(it, it.config(size, **overrides)) for it in ITEMS]
+
+
+@dataclass
+class SuiteResult:
+    """What :func:`run` did: the session id and each item's :class:`~mlx_explore.comparison.Comparison`."""
+
+    session: str
+    size: str
+    comparisons: dict[str, Any]
+    store_error: str | None = None
+    interrupted: bool = False
+
+
+def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
+        threads: int | None = None, db: str | Path | None = None,
+        on_item: Callable[[SuiteItem, RunConfig, int], Any] | None = None,
+        on_event: Callable[[Any], Any] | None = None) -> SuiteResult:  # fmt: skip
+    """Run the suite's comparisons one after another and store every run, tagged.
+
+    Args:
+        size, frameworks, device, threads: as :func:`configs`.
+        db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
+        on_item: called as ``on_item(item, config, index)`` before each comparison starts (progress).
+        on_event: called with every event of every comparison (progress bars, live plots).
+
+    Returns:
+        :class:`SuiteResult`. A framework that fails keeps its failed runs; the others' figures and
+        the rest of the suite are unaffected.
+
+    Raises:
+        ConfigError: bad ``size``/``frameworks``/``device``/``threads``, before anything runs.
+        StoreError: the store cannot be used, before anything runs.
+        ComparisonInterrupted: Ctrl-C: the finished runs stay stored, the session is incomplete and
+            :func:`latest` ignores it.
+    """
+    from .runner import compare
+
+    plan = configs(size, frameworks=frameworks, device=device, threads=threads)
+    session = f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    result = SuiteResult(session=session, size=size, comparisons={})
+    for index, (it, config) in enumerate(plan):
+        if on_item is not None:
+            on_item(it, config, index)
+        from .comparison import plan as run_plan
+
+        tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
+                "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device}  # fmt: skip
+        comparison = compare(config, on_event=on_event, db=db, tags=tags)
+        result.comparisons[it.name] = comparison
+        if comparison.store_error and result.store_error is None:
+            result.store_error = comparison.store_error
+        if comparison.interrupted:
+            result.interrupted = True
+            break
+    return result
+
+
+def machine_id(env: dict) -> str:
+    """A machine's identity as the suite compares it: CPU model, usable cores, GPUs.
+
+    Args:
+        env: :func:`mlx_explore.env.environment`'s dict (a stored run's ``env``).
+
+    Returns:
+        ``"<cpu model>; <n> cores; <GPU names or 'no GPU'>"``. Two sessions with the same id ran on
+        hardware a comparison may treat as the same. Never raises (missing keys read as ``?``).
+    """
+    gpus = [str(g).split(",")[0].strip() for g in env.get("gpus") or []]
+    return f"{env.get('cpu_model', '?')}; {env.get('usable_cores', '?')} cores; {', '.join(gpus) or 'no GPU'}"
+
+
+def this_machine() -> str:
+    """:func:`machine_id` of the machine this process runs on."""
+    from .env import environment
+
+    return machine_id(environment())
+
+
+def _suite_runs(db: str | Path | None) -> pd.DataFrame:
+    from .results import load_runs
+
+    runs = load_runs(db)
+    tags = [c.get("tags") if isinstance(c, dict) else None for c in runs["config"]]
+    keep = [isinstance(t, dict) and t.get("suite") == SUITE_NAME for t in tags]
+    runs = runs[pd.Series(keep, index=runs.index, dtype=bool)].copy()  # a plain empty list would select columns
+    tags = [t for t, k in zip(tags, keep) if k]
+    for key in ("suite_version", "suite_size", "suite_item", "suite_session", "suite_planned", "suite_device"):
+        runs[key] = [t.get(key) for t in tags]
+    runs["machine"] = [machine_id(e) for e in runs["env"]]
+    return runs
+
+
+def sessions(db: str | Path | None = None) -> pd.DataFrame:
+    """Every suite session in the store, newest first.
+
+    Returns:
+        DataFrame with columns ``session``, ``started`` (UTC), ``suite_version``, ``size``,
+        ``device`` (as requested), ``machine`` (:func:`machine_id`), ``frameworks`` (comma-separated),
+        ``runs``, ``complete`` (every item ran all its planned runs, none interrupted) and
+        ``missing`` (what an incomplete one lacks).
+
+    Raises:
+        StoreError: the store cannot be read.
+    """
+    runs = _suite_runs(db)
+    rows = []
+    for session, part in runs.groupby("suite_session", sort=False):
+        missing = []
+        for name in ITEM_NAMES:
+            got = part[part["suite_item"] == name]
+            planned = int(got["suite_planned"].iloc[0]) if len(got) else None
+            ended = int(got["status"].isin(_ENDED).sum())
+            if planned is None:
+                missing.append(f"{name}: not run")
+            elif ended < planned:
+                missing.append(f"{name}: {ended} of {planned} runs ended")
+        rows.append({
+            "session": session, "started": part["created_at"].min(), "suite_version": part["suite_version"].iloc[0],
+            "size": part["suite_size"].iloc[0], "device": part["suite_device"].iloc[0],
+            "machine": part["machine"].iloc[0], "frameworks": ",".join(dict.fromkeys(part["framework"])),
+            "runs": len(part), "complete": not missing, "missing": "; ".join(missing),
+        })  # fmt: skip
+    table = pd.DataFrame(rows, columns=["session", "started", "suite_version", "size", "device", "machine",
+                                        "frameworks", "runs", "complete", "missing"])  # fmt: skip
+    return table.sort_values("started", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def latest(db: str | Path | None = None, *, device: str | None = None, machine: str | None = None,
+           session: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """The newest complete suite session of this machine and this suite version, one row per run.
+
+    Args:
+        db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
+        device: keep sessions run with this ``--device`` (``auto``, ``cpu``, ``gpu``, ``tpu``);
+            ``None``: any.
+        machine: a :func:`machine_id` (default: :func:`this_machine`).
+        session: this session id instead of the newest; it must still be complete, of this machine
+            and of :data:`SUITE_VERSION`.
+
+    Returns:
+        :func:`mlx_explore.results.load_runs`' columns for the session's runs, plus ``suite_item``,
+        ``suite_session``, ``suite_size``, ``suite_version``, ``suite_device`` and ``machine``.
+
+    Raises:
+        NoSuite: none qualifies; the message says what the store holds and which command to run
+            (``mlx-explore suite --size small``).
+        ConfigError: ``session`` names a session of another machine or version, or an unknown or
+            incomplete one (field ``suite``, listing the usable sessions).
+        StoreError: the store cannot be read.
+    """
+    machine = machine if machine is not None else this_machine()
+    table = sessions(db)
+    usable = table[table["complete"] & (table["suite_version"] == SUITE_VERSION) & (table["machine"] == machine)]
+    if device is not None:
+        usable = usable[usable["device"] == device]
+    if session is not None:
+        found = table[table["session"] == session]
+        valid = ", ".join(usable["session"]) or "none"
+        if found.empty:
+            raise ConfigError("suite", f"no suite session {session!r} in the store; usable sessions here: {valid}")
+        row = found.iloc[0]
+        if row["machine"] != machine:
+            raise ConfigError("suite", f"session {session!r} ran on another machine ({row['machine']}; this one is "
+                                       f"{machine}): figures from two machines are never mixed; usable sessions "
+                                       f"here: {valid}")  # fmt: skip
+        if row["suite_version"] != SUITE_VERSION:
+            raise ConfigError("suite", f"session {session!r} is suite version {row['suite_version']}, this "
+                                       f"mlx-explore runs version {SUITE_VERSION}; usable sessions here: {valid}")
+        if not row["complete"]:
+            raise ConfigError("suite", f"session {session!r} is incomplete ({row['missing']}); usable sessions "
+                                       f"here: {valid}")  # fmt: skip
+        usable = found
+    if usable.empty:
+        raise NoSuite(_no_suite_message(table, machine, device), table)
+    chosen = usable.iloc[0]["session"]
+    runs = _suite_runs(db)
+    return runs[runs["suite_session"] == chosen].reset_index(drop=True)
+
+
+def _no_suite_message(table: pd.DataFrame, machine: str, device: str | None) -> str:
+    command = "mlx-explore suite --size small" + (f" --device {device}" if device not in (None, "auto") else "")
+    if table.empty:
+        found = "the results store holds no suite run"
+    else:
+        reasons = []
+        for _, row in table.head(5).iterrows():
+            why = ("incomplete: " + row["missing"] if not row["complete"] else
+                   f"suite version {row['suite_version']}, not {SUITE_VERSION}" if row["suite_version"] != SUITE_VERSION
+                   else f"another machine ({row['machine']})" if row["machine"] != machine
+                   else f"device {row['device']}, not {device}")  # fmt: skip
+            reasons.append(f"{row['session']} ({why})")
+        found = f"the store's {len(table)} suite session(s) cannot be used: " + "; ".join(reasons)
+    return (f"No complete suite of version {SUITE_VERSION} from this machine ({machine}){'' if device is None else f' on device {device}'}: "
+            f"{found}. Run `{command}` first (about 4 minutes on a 2-core CPU), then ask again.")  # fmt: skip
+
+
+def figures(runs: pd.DataFrame, db: str | Path | None = None) -> pd.DataFrame:
+    """The session's figures in long form, each traceable to the run(s) it came from.
+
+    Args:
+        runs: :func:`latest`'s table.
+        db: the store, to read the ``parity`` item's loss curves.
+
+    Returns:
+        DataFrame with columns ``figure`` (``"<item>.<metric>"``), ``item``, ``metric``, ``framework``,
+        ``mode``, ``value`` (float; the unit is in :data:`~mlx_explore.metric_docs.METRIC_DOCS` or
+        :data:`DERIVED`), ``run_ids`` (tuple of store run ids: the evidence). One row per ok run
+        and metric with a finite value; the derived ``parity.max_rel_diff`` (per framework other
+        than the reference, against the reference's first repeat: ``parity.relative_differences``;
+        the reference framework gets 0) and ``parity.bitwise_identical`` (per framework with two
+        ok repeats: ``Comparison.determinism``' rule, bytes of the float64 loss curves).
+
+    Raises:
+        StoreError: the curves cannot be read.
+    """
+    from .metric_docs import METRIC_DOCS
+
+    rows = []
+    ok = runs[runs["status"] == "ok"]
+    for _, r in ok.iterrows():
+        for metric in METRIC_DOCS:
+            value = r.get(metric)
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                    and np.isfinite(value):  # fmt: skip
+                rows.append((f"{r['suite_item']}.{metric}", r["suite_item"], metric, r["framework"], r["mode"],
+                             float(value), (int(r["run_id"]),)))  # fmt: skip
+    rows += _parity_figures(ok[ok["suite_item"] == "parity"], db)
+    return pd.DataFrame(rows, columns=["figure", "item", "metric", "framework", "mode", "value", "run_ids"])
+
+
+def _parity_figures(runs: pd.DataFrame, db) -> list[tuple]:
+    from . import parity
+    from .results import load_curves
+
+    if runs.empty:
+        return []
+    curves = load_curves(db, run_ids=[int(i) for i in runs["run_id"]])
+    rows = []
+    firsts = runs.sort_values("repeat").drop_duplicates("framework")
+    labelled = curves.assign(run=curves["run_id"].astype(str))
+    reference = parity.default_reference(labelled[labelled["run_id"].isin(firsts["run_id"])])
+    if reference is not None:
+        diffs = parity.relative_differences(labelled[labelled["run_id"].isin(firsts["run_id"])], reference, floor=0)
+        for s in parity.summarize(diffs, parity.RTOL):
+            if np.isfinite(s["max_rel_diff"]):
+                run = runs[runs["run_id"] == int(s["run"])].iloc[0]
+                rows.append(("parity.max_rel_diff", "parity", "max_rel_diff", run["framework"], run["mode"],
+                             s["max_rel_diff"], (int(reference), int(s["run"]))))  # fmt: skip
+        ref = runs[runs["run_id"] == int(reference)].iloc[0]
+        rows.append(("parity.max_rel_diff", "parity", "max_rel_diff", ref["framework"], ref["mode"], 0.0,
+                     (int(reference),)))  # fmt: skip
+    for fw, part in runs.groupby("framework", sort=False):
+        if len(part) < 2:
+            continue
+        losses = [curves.loc[curves["run_id"] == rid, "loss"].to_numpy(np.float64) for rid in part["run_id"]]
+        same = all(x.shape == losses[0].shape and x.tobytes() == losses[0].tobytes() for x in losses[1:])
+        rows.append(("parity.bitwise_identical", "parity", "bitwise_identical", fw, part["mode"].iloc[0],
+                     1.0 if same else 0.0, tuple(int(i) for i in part["run_id"])))  # fmt: skip
+    return rows

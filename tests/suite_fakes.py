@@ -1,0 +1,85 @@
+"""Synthetic suite sessions written into a real results store, for tests of ``suite.latest`` and the
+guide that must control every figure (which framework is fastest, which claim is contradicted).
+
+The rows go through the same ``ResultsStore`` and the same ``tags`` as ``suite.run`` writes; only the
+measurements are made up, and each test says which ones it relies on. ``tests/test_guide.py`` and
+``tests/test_suite.py`` also run the real suite (the ``suite_store`` fixture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlx_explore import suite
+from mlx_explore.comparison import plan
+from mlx_explore.env import environment
+from mlx_explore.results import ResultsStore
+
+#: Per framework: small-batch throughput, large-batch throughput [samples/s], compile time [s],
+#: batch-1 latency p50 [ms], peak RSS [MiB], MFU, test accuracy. torch is fastest at batch 32,
+#: jax at batch 1024 (so the winner changes with the batch size), sklearn compiles nothing.
+BASE = {
+    "torch": dict(small=40_000.0, large=20_000.0, compile_s=20.0, p50=0.10, rss=500.0, mfu=0.30, acc=0.95),
+    "jax": dict(small=30_000.0, large=30_000.0, compile_s=0.5, p50=0.12, rss=450.0, mfu=0.40, acc=0.95),
+    "tensorflow": dict(small=20_000.0, large=25_000.0, compile_s=0.7, p50=0.20, rss=900.0, mfu=0.35, acc=0.94),
+    "sklearn": dict(small=15_000.0, large=14_000.0, compile_s=0.001, p50=0.11, rss=200.0, mfu=0.20, acc=0.95),
+}
+
+
+def metrics(framework: str, item: str, mode: str, base: dict | None = None) -> dict:
+    """Made-up metrics of one run: eager is half as fast as compiled (except sklearn)."""
+    b = (base or BASE)[framework]
+    slow = 0.5 if mode == "eager" and framework != "sklearn" else 1.0
+    throughput = b["large"] if item == "large_batch" else b["small"]
+    return {
+        "samples_per_s": throughput * slow, "compile_s": b["compile_s"] if mode != "eager" else 0.05,
+        "infer_ms_p50": b["p50"] / slow, "infer_ms_p99": 2 * b["p50"] / slow, "peak_rss_mb": b["rss"],
+        "mfu": b["mfu"] * slow, "test_accuracy": b["acc"],
+    }
+
+
+def write_suite(db: Path, frameworks=("torch", "jax", "tensorflow", "sklearn"), *, session: str = "s1",
+                env: dict | None = None, version: int = suite.SUITE_VERSION, skip_items=(), interrupted=None,
+                base: dict | None = None, diverging: str | None = None, nondeterministic: str | None = None,
+                device: str = "auto") -> list[int]:  # fmt: skip
+    """Write one synthetic suite session; return its run ids.
+
+    Args:
+        skip_items: items left out (an incomplete session).
+        interrupted: ``(item, framework)`` whose run is stored ``interrupted`` (incomplete session).
+        base: per-framework figures instead of :data:`BASE`.
+        diverging: a framework whose parity curve is 1 % off the others (parity not held).
+        nondeterministic: a framework whose second parity repeat differs in the last bit.
+    """
+    env = env if env is not None else environment()
+    ids = []
+    with ResultsStore(db) as store:
+        for it, config in suite.configs("small", frameworks=",".join(frameworks)):
+            if it.name in skip_items:
+                continue
+            runs = plan(config)
+            tags = {"tags": {"suite": suite.SUITE_NAME, "suite_version": version, "suite_size": "small",
+                             "suite_item": it.name, "suite_session": session, "suite_planned": len(runs),
+                             "suite_device": device}}  # fmt: skip
+            cid = store.begin_comparison(config.model_dump(mode="json") | tags, env)
+            for fw, mode, repeat in runs:
+                status = "ok"
+                if it.name == "cnn" and fw == "sklearn":
+                    status = "unsupported"
+                if interrupted == (it.name, fw):
+                    status = "interrupted"
+                loss = [2.3 - 0.01 * s for s in range(20)]
+                if fw == diverging:
+                    loss = [x * 1.01 for x in loss]
+                if fw == nondeterministic and repeat == 2:
+                    loss[-1] = float(__import__("numpy").nextafter(loss[-1], 0))
+                row = {"framework": fw, "mode": mode, "repeat": repeat, "status": status, "device": "cpu",
+                       "metrics": metrics(fw, it.name, mode, base) if status == "ok" else {},
+                       "curve": [{"step": s, "epoch": 1, "loss": x, "time_s": 0.01 * s} for s, x in enumerate(loss)],
+                       "config": config.model_dump(mode="json") | {"mode": mode} | tags}  # fmt: skip
+                ids.append(store.add_run(cid, row))
+    return ids
+
+
+def other_machine_env() -> dict:
+    """This machine's environment with another CPU model: :func:`suite.machine_id` differs."""
+    return environment() | {"cpu_model": "Some Other CPU 9000", "gpus": ["NVIDIA A100-SXM4-80GB, 550.0, 81920 MiB"]}

@@ -1,0 +1,142 @@
+"""The standard suite (issue 13): its configs, tagged storage, ``latest`` never mixing machines,
+versions or incomplete sessions, the derived parity figures, and the ``mlx-explore suite`` command."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mlx_explore import suite
+from mlx_explore.comparison import plan
+from mlx_explore.config import ConfigError
+from mlx_explore.results import load_runs
+
+from .conftest import SUITE_FRAMEWORKS, run_cli
+from .suite_fakes import other_machine_env, write_suite
+
+
+def test_every_item_is_a_valid_config_in_both_sizes():
+    for size in suite.SIZES:
+        items = suite.configs(size)
+        assert [it.name for it, _ in items] == list(suite.ITEM_NAMES)
+        by_name = {it.name: c for it, c in items}
+        assert by_name["small_batch"].batch_size == 32 and by_name["small_batch"].mode == "both"
+        assert by_name["large_batch"].hidden == (1024, 1024) and by_name["large_batch"].n_features == 784
+        assert by_name["large_batch"].batch_size == 1024
+        assert by_name["cnn"].model == "cnn"
+        assert by_name["parity"].optimizer == "sgd" and by_name["parity"].repeat == 2 and by_name["parity"].deterministic
+    small = {it.name: c for it, c in suite.configs("small")}
+    full = {it.name: c for it, c in suite.configs("full")}
+    for name in suite.ITEM_NAMES:
+        assert full[name].epochs > small[name].epochs  # full trains longer on every item
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(size="huge"), "size"), (dict(frameworks="mxnet"), "frameworks"), (dict(device="npu"), "device"),
+    (dict(threads=0), "threads"),
+])  # fmt: skip
+def test_bad_suite_options_name_the_field(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        suite.configs(**{"size": "small", **kwargs})
+    assert err.value.field == field
+    if field == "size":
+        assert "small" in err.value.message and "full" in err.value.message
+
+
+def test_latest_returns_the_newest_complete_session_of_this_machine(tmp_path):
+    db = tmp_path / "r.db"
+    write_suite(db, session="old")
+    newest_ids = write_suite(db, session="new")
+    write_suite(db, session="half", skip_items=("parity",))  # newer but incomplete
+    write_suite(db, session="stopped", interrupted=("cnn", "jax"))  # newer but interrupted
+    write_suite(db, session="elsewhere", env=other_machine_env())  # newer but another machine
+    write_suite(db, session="v0", version=suite.SUITE_VERSION - 1)  # newer but an older suite version
+    table = suite.sessions(db)
+    assert set(table["session"]) == {"old", "new", "half", "stopped", "elsewhere", "v0"}
+    complete = dict(zip(table["session"], table["complete"]))
+    assert complete == {"old": True, "new": True, "half": False, "stopped": False, "elsewhere": True, "v0": True}
+    assert "parity: not run" in table.set_index("session").loc["half", "missing"]
+    runs = suite.latest(db)
+    assert set(runs["suite_session"]) == {"new"}
+    assert sorted(runs["run_id"]) == sorted(newest_ids)
+    assert set(runs["suite_item"]) == set(suite.ITEM_NAMES)
+
+
+def test_no_suite_says_which_command_to_run(tmp_path):
+    db = tmp_path / "r.db"
+    with pytest.raises(suite.NoSuite) as err:
+        suite.latest(db)
+    assert "mlx-explore suite --size small" in err.value.message and "no suite run" in err.value.message
+    write_suite(db, session="elsewhere", env=other_machine_env())
+    write_suite(db, session="half", skip_items=("cnn",))
+    with pytest.raises(suite.NoSuite) as err:
+        suite.latest(db)
+    message = err.value.message
+    assert "another machine (Some Other CPU 9000" in message and "incomplete: cnn: not run" in message
+    assert "mlx-explore suite --size small" in message
+    with pytest.raises(suite.NoSuite):
+        suite.latest(db, device="gpu")
+
+
+def test_a_session_of_another_machine_or_version_is_refused_by_name(tmp_path):
+    db = tmp_path / "r.db"
+    write_suite(db, session="here")
+    write_suite(db, session="elsewhere", env=other_machine_env())
+    write_suite(db, session="v0", version=suite.SUITE_VERSION - 1)
+    assert set(suite.latest(db, session="here")["suite_session"]) == {"here"}
+    for session, words in (("elsewhere", "another machine"), ("v0", "suite version"), ("nope", "no suite session")):
+        with pytest.raises(ConfigError) as err:
+            suite.latest(db, session=session)
+        assert err.value.field == "suite" and words in err.value.message and "here" in err.value.message
+
+
+def test_parity_and_determinism_figures_come_from_the_stored_curves(tmp_path):
+    db = tmp_path / "r.db"
+    write_suite(db, diverging="tensorflow", nondeterministic="jax")
+    figs = suite.figures(suite.latest(db), db)
+    rel = figs[figs["figure"] == "parity.max_rel_diff"].set_index("framework")["value"]
+    assert rel["torch"] == 0.0  # the reference
+    assert rel["jax"] < 1e-12 and rel["sklearn"] < 1e-12
+    assert rel["tensorflow"] == pytest.approx(0.01, rel=1e-9)
+    same = figs[figs["figure"] == "parity.bitwise_identical"].set_index("framework")["value"].to_dict()
+    assert same == {"torch": 1.0, "jax": 0.0, "tensorflow": 1.0, "sklearn": 1.0}
+    # every figure names the stored run(s) it came from
+    stored = set(load_runs(db)["run_id"])
+    assert all(set(ids) <= stored and ids for ids in figs["run_ids"])
+
+
+def test_the_suite_command_stores_a_complete_tagged_session(suite_store):
+    """``suite_store`` ran ``mlx-explore suite --size small --frameworks jax,sklearn`` through the CLI."""
+    runs = suite.latest(suite_store)
+    frameworks = SUITE_FRAMEWORKS.split(",")
+    planned = sum(len(plan(c)) for _, c in suite.configs("small", frameworks=frameworks))
+    assert len(runs) == planned
+    assert set(runs["framework"]) == set(frameworks)
+    assert (runs["suite_version"] == suite.SUITE_VERSION).all() and (runs["suite_size"] == "small").all()
+    ok = runs[runs["status"] == "ok"]
+    assert len(ok) == planned - 1  # the CNN is unsupported in scikit-learn, everything else ran
+    assert runs.loc[runs["status"] != "ok", "suite_item"].tolist() == ["cnn"]
+
+
+def test_suite_cli_refuses_bad_options_before_running(tmp_path):
+    proc = run_cli("suite", "--size", "huge", "--db", str(tmp_path / "r.db"))
+    assert proc.returncode == 2 and "--size" in proc.stderr and "small, full" in proc.stderr
+    proc = run_cli("suite", "--frameworks", "mxnet", "--db", str(tmp_path / "r.db"))
+    assert proc.returncode == 2 and "--frameworks" in proc.stderr
+    assert not (tmp_path / "r.db").exists()  # nothing ran, nothing was created
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("suite", "--frameworks", "sklearn", "--db", str(blocker / "r.db"))
+    assert proc.returncode == 2 and "--db" in proc.stderr
+
+
+def test_an_interrupted_suite_is_not_used(tmp_path):
+    """A session whose run was interrupted (Ctrl-C) stays in the store but ``latest`` skips it."""
+    db = tmp_path / "r.db"
+    write_suite(db, session="stopped", interrupted=("small_batch", "torch"))
+    with pytest.raises(suite.NoSuite) as err:
+        suite.latest(db)
+    assert "stopped (incomplete: small_batch" in err.value.message
+    with sqlite3.connect(db) as conn:  # the runs themselves are kept
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
