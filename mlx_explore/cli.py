@@ -2,7 +2,9 @@
 
 ``mlx-explore compare``: run a comparison with one progress bar per run, print the table, store
 every run in the results store, write ``--out`` JSON. ``mlx-explore results``: list stored runs.
-``mlx-explore env``: installed frameworks, versions and devices.
+``mlx-explore env``: installed frameworks, versions and devices. ``mlx-explore suite``: run the
+standard suite and store it; ``mlx-explore guide``: rank the frameworks for a scenario from it
+(``suite.py``, ``guide.py``).
 
 Exit codes: 0 every framework finished, was skipped or is unsupported; 1 a framework failed,
 diverged or timed out (its row says why, the others are kept); 2 bad input (the message names
@@ -325,6 +327,219 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
         devices = ", ".join(info.get("devices", [])) or info.get("error", "") or ", ".join(info.get("missing", []))
         table.add_row(name, "yes" if info["installed"] else "[yellow]no[/]", versions, devices)
     out_console.print(table)
+
+
+@app.command()
+def suite(
+    size: str = typer.Option("small", help="small (minutes on a laptop CPU) | full (for a GPU)"),
+    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
+    threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Run the standard suite (the guide's measurements) on this machine and store every run, tagged."""
+    with _StopSignals() as signals:
+        try:
+            code = _suite(size=size, frameworks=frameworks, device=device, threads=threads, db=db, quiet=quiet,
+                          signals=signals)  # fmt: skip
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
+            code = signals.exit_code
+    raise typer.Exit(code)
+
+
+def _suite(*, size: str, frameworks: str, device: str, threads: int | None, db: Path | None, quiet: bool,
+           signals: _StopSignals) -> int:  # fmt: skip
+    from . import suite as suite_module
+    from .comparison import plan
+    from .results import StoreError, default_path
+    from .runner import ComparisonInterrupted
+
+    try:
+        items = suite_module.configs(size, frameworks=frameworks, device=device, threads=threads)
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-"), exc.message)
+    progress = Progress(
+        TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=console, disable=quiet, transient=False,
+    )  # fmt: skip
+    total_runs = sum(len(plan(config)) for _, config in items)
+    overall = progress.add_task(f"suite {suite_module.SUITE_NAME} v{suite_module.SUITE_VERSION} ({size})",
+                                total=total_runs, info="")  # fmt: skip
+    current = progress.add_task("", total=None, info="", visible=False)
+    state = {"item": ""}
+
+    def on_item(it, config, index) -> None:
+        state["item"] = it.name
+        progress.update(current, description=f"{index + 1}/{len(items)} {it.name}", total=None, completed=0,
+                        info="starting", visible=True)  # fmt: skip
+        progress.update(overall, info=it.name)
+
+    def on_event(event) -> None:
+        label = f"{event.framework}/{event.mode}" + (f"#{event.repeat}" if event.repeat > 1 else "")
+        if isinstance(event, Started):
+            progress.update(current, total=event.total_steps, completed=0, info=f"{label} on {event.device}")
+        elif isinstance(event, Step):
+            progress.update(current, completed=event.step, info=f"{label} loss {event.loss:.4f}")
+        elif isinstance(event, (Finished, Failed, Skipped)):
+            progress.advance(overall)
+            style = "green" if event.status == "ok" else "yellow"
+            progress.update(current, info=f"{label} [{style}]{event.status}[/]")
+
+    interrupted = False
+    try:
+        with progress:
+            result = suite_module.run(size, frameworks=frameworks, device=device, threads=threads, db=db,
+                                      on_item=on_item, on_event=on_event)  # fmt: skip
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-"), exc.message)
+    except StoreError as exc:
+        _fail("--db", str(exc))
+    except DatasetUnavailable as exc:
+        _fail("dataset", str(exc))
+    except ComparisonInterrupted:
+        console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): finished runs are stored; "
+                      f"the suite is incomplete, so the guide will not use it: run `mlx-explore suite` again")  # fmt: skip
+        return signals.exit_code
+    table = Table(title=f"suite {suite_module.SUITE_NAME} v{suite_module.SUITE_VERSION}, size {size}, "
+                        f"session {result.session}")  # fmt: skip
+    for col in ("item", "run", "status", "samples/s", "compile [s]", "batch-1 p50 [ms]", "peak RSS [MiB]",
+                "test acc", "run id"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("item", "run", "status") else "right")
+    failed = False
+    for name, comparison in result.comparisons.items():
+        for r in comparison.runs:
+            m = r.metrics
+            failed = failed or r.status in ("failed", "diverged", "timeout")
+            style = "green" if r.status == "ok" else "yellow"
+            table.add_row(name, r.label, f"[{style}]{r.status}[/]", _cell(m.get("samples_per_s"), ",.0f"),
+                          _cell(m.get("compile_s"), ".2f"), _cell(m.get("infer_ms_p50"), ".3f"),
+                          _cell(m.get("peak_rss_mb"), ".0f"), _cell(m.get("test_accuracy"), ".3f"),
+                          str(r.run_id) if r.run_id is not None else "-")  # fmt: skip
+    out_console.print(table)
+    if result.store_error:
+        console.print(f"[bold red]error[/]: db: the results store could not be written: {result.store_error}. "
+                      f"The guide needs a stored suite: free space or pass --db PATH, then run the suite again.")
+        return EXIT_STORE
+    where = db or default_path()
+    out_console.print(f"stored in {where} as suite session {result.session}; next: mlx-explore guide"
+                      + (f" --db {db}" if db else ""))  # fmt: skip
+    return 1 if failed else 0
+
+
+def _cell(value, fmt: str) -> str:
+    return "-" if value is None or value != value else format(value, fmt)
+
+
+@app.command()
+def guide(
+    scenario: str = typer.Option("research", help="research | production | mobile_edge | tpu_scale | tabular | teaching"),
+    weight: Optional[list[str]] = typer.Option(None, "--weight", help="criterion=W (W >= 0), repeatable; see --list"),
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    device: Optional[str] = typer.Option(None, help="use a suite run with this --device (auto | cpu | gpu | tpu)"),
+    suite_session: Optional[str] = typer.Option(None, "--suite", help="a suite session id (default: the newest complete one of this machine)"),
+    as_json: bool = typer.Option(False, "--json", help="print the recommendation and the claims audit as JSON"),
+    list_criteria: bool = typer.Option(False, "--list", help="list the scenarios and criteria, then exit"),
+) -> None:
+    """Rank the frameworks for a scenario from this machine's suite and cited knowledge; audit published claims."""
+    from . import guide as guide_module
+    from . import knowledge
+    from .results import StoreError
+    from .suite import NoSuite
+
+    if list_criteria:
+        _print_criteria(guide_module)
+        return
+    weights: dict[str, str] = {}
+    for item in weight or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            _fail("--weight", f"expected criterion=W, got {item!r}; criteria: {', '.join(guide_module.CRITERIA)}")
+        weights[name.strip()] = value.strip()
+    if device is not None and device not in ("auto", "cpu", "gpu", "tpu"):
+        _fail("--device", f"unknown device {device!r}; allowed: auto, cpu, gpu, tpu")
+    try:
+        guide_module.check_weights(scenario, weights)  # bad input is refused before the store is read
+        evidence = guide_module.load_evidence(db, device=device, session=suite_session)
+        rec = guide_module.recommend(evidence, scenario, weights)
+        audit = guide_module.audit_claims(evidence)
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-"), exc.message)
+    except NoSuite as exc:
+        _fail("suite", exc.message)
+    except StoreError as exc:
+        _fail("--db", str(exc))
+    except knowledge.KnowledgeError as exc:
+        _fail("knowledge", str(exc))
+    if as_json:
+        from .jsonable import jsonable
+
+        out_console.print_json(data=rec.to_dict() | {"claims_audit": jsonable(audit.to_dict(orient="records"))})
+        return
+    _print_recommendation(guide_module, rec, audit)
+
+
+def _print_criteria(guide_module) -> None:
+    table = Table(title="criteria (--weight NAME=W)")
+    for col in ("criterion", "kind", "unit", "better", "from"):
+        table.add_column(col)
+    for c in guide_module.CRITERIA.values():
+        table.add_row(c.name, c.kind, c.unit, "higher" if c.higher_is_better else "lower", c.source)
+    out_console.print(table)
+    scenarios = Table(title="scenarios (--scenario NAME) and their default weights")
+    scenarios.add_column("scenario")
+    scenarios.add_column("weights")
+    scenarios.add_column("why")
+    for s in guide_module.SCENARIOS.values():
+        scenarios.add_row(s.name, ", ".join(f"{k}={v:g}" for k, v in s.weights.items()), s.reasoning)
+    out_console.print(scenarios)
+
+
+def _print_recommendation(guide_module, rec, audit) -> None:
+    ev = rec.evidence
+    s = guide_module.SCENARIOS[rec.scenario]
+    out_console.print(f"[bold]{s.title}[/]: {s.reasoning}", highlight=False)
+    used = [n for n, w in rec.weights.items() if w > 0]
+    table = Table(title=f"ranking for {rec.scenario} (suite session {ev.session}, {ev.size}, {ev.device_kind}, "
+                        f"{ev.started:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
+    table.add_column("#", justify="right")
+    table.add_column("framework")
+    table.add_column("score", justify="right")
+    for n in used:
+        c = guide_module.CRITERIA[n]
+        table.add_column(f"{c.label}\n[dim]w {rec.weights[n]:g} · {c.unit}[/]", justify="right")
+    for i, fw in enumerate(rec.ranking, 1):
+        cells = []
+        for n in used:
+            value = rec.values.loc[fw, n]
+            contribution = rec.contributions.loc[fw, n]
+            raw = guide_module._fmt(value, guide_module.CRITERIA[n].unit, with_unit=False)
+            cells.append(f"{raw}\n[dim]+{contribution:.3f}[/]" if value == value else "[yellow]not measured[/]")
+        table.add_row(str(i), fw, f"{rec.scores[fw]:.3f}", *cells)
+    out_console.print(table)
+    out_console.print("[dim]Each cell: the raw value, then its contribution to the score (weighted, min-max "
+                      "normalised). Evidence: mlx-explore results --db ... lists the run ids.[/]")
+    if rec.reasons:
+        out_console.print(f"[bold]Why {rec.top}[/]")
+        for r in rec.reasons:
+            refs = ", ".join(dict.fromkeys(e.text() for e in r.evidence)) or "no evidence"
+            out_console.print(f"  • {r.text} [dim]evidence: {refs}[/]", highlight=False)
+    if rec.what_if is not None:
+        out_console.print(f"[bold]What would change the answer[/]: {rec.what_if.text}", highlight=False)
+    out_console.print("[bold]Caveats[/]")
+    for c in rec.caveats:
+        out_console.print(f"  • {c}", highlight=False)
+    claims = Table(title="claims audit: published claims against this machine's suite")
+    for col in ("claim", "source", "conditions", "claimed", "measured here", "verdict"):
+        claims.add_column(col, overflow="fold")
+    colour = {"supported here": "green", "contradicted here": "red", "conditions differ": "yellow"}
+    for _, row in audit.iterrows():
+        style = colour.get(row["verdict"], "dim")
+        measured = row["measured"] or row["detail"]
+        claims.add_row(row["statement"], row["source"], row["conditions"], row["claimed"], measured,
+                       f"[{style}]{row['verdict']}[/]")  # fmt: skip
+    out_console.print(claims)
 
 
 #: Long option names of ``compare`` (without ``--``), so errors name the option a user typed.

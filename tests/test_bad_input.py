@@ -260,3 +260,53 @@ def test_cli_results_lists_or_exits_2_naming_the_option(change, tmp_path):
 def test_results_last_out_of_range_names_last(value, tmp_path):
     result = _invoke(["results", "--last", value, "--db", str(tmp_path / "r.db")], tmp_path)
     assert result.exit_code == 2 and "--last" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ suite and guide (issue 13)
+
+#: ``suite``'s options. The store is always unusable (a path under a file, a folder), so a valid
+#: example exits 2 naming ``--db`` at once instead of running the suite; the suite itself runs in
+#: ``tests/test_suite.py``. Option checks come before the store's, so a bad value is still named.
+SUITE_OPTIONS = {
+    "--size": st.one_of(st.sampled_from(["small", "full", "huge", "", "SMALL"]), texts),
+    "--frameworks": st.one_of(st.sampled_from(["sklearn", "sklearn,sklearn", "mxnet", "", ",", "jax,torch"]), texts),
+    "--device": st.sampled_from(["auto", "cpu", "npu", "", "gpu"]),
+    "--threads": numbers,
+    "--db": st.sampled_from(["/etc/passwd/r.db", "/"]),
+}  # fmt: skip
+
+
+@given(change=_option_args(SUITE_OPTIONS))
+def test_cli_suite_exits_2_naming_the_option(change, tmp_path):
+    args = [x for option, value in change.items() for x in (option, value)]
+    if "--db" not in change:
+        args += ["--db", "/etc/passwd/r.db"]
+    result = _invoke(["suite", *args, "--quiet"], tmp_path)
+    _check_cli(result, SUITE_OPTIONS)
+    assert result.exit_code == 2, result.output  # never runs: the store is unusable
+
+
+#: ``guide``'s options; the store is empty (no suite: exit 2 naming the command to run) unless an
+#: example gives one of its own.
+GUIDE_OPTIONS = {
+    "--scenario": st.one_of(st.sampled_from(["research", "production", "gaming", "", "TEACHING"]), texts),
+    "--weight": st.one_of(
+        st.sampled_from(["accuracy=2", "accuracy=-1", "accuracy=nan", "accuracy=inf", "speed=1", "=1", "accuracy",
+                         "accuracy=", "latency_p99=1e308", "accuracy=0"]),
+        texts, st.tuples(st.sampled_from(list(__import__("mlx_explore.guide", fromlist=["CRITERIA"]).CRITERIA)),
+                         _as_text(st.one_of(any_int, any_float))).map(lambda t: f"{t[0]}={t[1]}"),
+    ),
+    "--device": st.sampled_from(["auto", "cpu", "npu", "", "gpu"]),
+    "--suite": st.one_of(st.sampled_from(["", "20260101T000000-abcdef"]), texts),
+    "--db": st.sampled_from(["/etc/passwd/r.db", "/", "/etc/passwd", "missing.db"]),
+}  # fmt: skip
+
+
+@given(change=_option_args(GUIDE_OPTIONS))
+def test_cli_guide_exits_2_naming_the_option(change, tmp_path):
+    args = [x for option, value in change.items() for x in (option, value)]
+    if "--db" not in change:
+        args += ["--db", str(tmp_path / "missing.db")]
+    result = _invoke(["guide", *args], tmp_path)
+    _check_cli(result, GUIDE_OPTIONS)
+    assert result.exit_code == 2, result.output  # no suite in any of these stores
