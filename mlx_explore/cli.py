@@ -514,7 +514,7 @@ def _print_recommendation(guide_module, rec, audit) -> None:
         for n in used:
             value = rec.values.loc[fw, n]
             contribution = rec.contributions.loc[fw, n]
-            raw = guide_module._fmt(value, guide_module.CRITERIA[n].unit, with_unit=False)
+            raw = guide_module.format_value(value, guide_module.CRITERIA[n].unit, with_unit=False)
             cells.append(f"{raw}\n[dim]+{contribution:.3f}[/]" if value == value else "[yellow]not measured[/]")
         table.add_row(str(i), fw, f"{rec.scores[fw]:.3f}", *cells)
     out_console.print(table)

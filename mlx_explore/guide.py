@@ -36,6 +36,7 @@ the claims audit (:func:`audit_claims`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -180,10 +181,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 
 @dataclass(frozen=True)
 class Ref:
-    """A piece of evidence: a stored run (``run_id``) or a citation (knowledge-base entry ``entry``,
-    source ``title``, ``publisher``, ``url``, ``date``, and ``kind``: ``fact`` or ``published opinion``)."""
+    """A piece of evidence for ``framework``'s value: a stored run (``kind="run"``, ``run_id``) or a
+    citation (``kind="citation"``: knowledge-base entry ``entry``, source ``title``, ``publisher``,
+    ``url``, ``date``; ``opinion`` is True for a published opinion rather than a documented fact)."""
 
     kind: str  # "run" or "citation"
+    framework: str | None = None  # whose value it supports
     run_id: int | None = None
     entry: str | None = None
     title: str | None = None
@@ -266,7 +269,7 @@ def load_evidence(db: str | Path | None = None, *, device: str | None = None, se
                 value, ref, note = _cited_value(c, fw, kb)
             values.loc[fw, c.name] = value
             if ref:
-                refs[fw, c.name] = ref
+                refs[fw, c.name] = [dataclasses.replace(r, framework=fw) for r in ref]
             if note:
                 notes[fw, c.name] = note
     return Evidence(values=values, refs=refs, modes=modes, notes=notes, figures=figs, runs=runs, knowledge=kb,
@@ -293,15 +296,15 @@ def _measured_value(c: Criterion, fw: str, figs: pd.DataFrame, runs: pd.DataFram
         bad = mine[mine["status"] != "ok"]
         if len(bad) == len(mine):
             r = bad.iloc[0]
-            return math.nan, [Ref("run", int(r["run_id"]))], "", f"{item}: {r['status']} ({r['reason'] or 'no reason given'})"
+            return math.nan, [Ref("run", run_id=int(r["run_id"]))], "", f"{item} {r['status']}: {r['reason'] or 'no reason given'}"
         notes = " ".join(str(n.get(figure.split(".")[1], "")) for n in mine["notes"] if isinstance(n, dict)).strip()
         return math.nan, [], "", f"{figure} not reported by {fw}" + (f": {notes}" if notes else "")
     if c.name == "parity":
         rtol = RTOL_SKLEARN if fw == "sklearn" else RTOL
         r = rows.iloc[0]
-        return (1.0 if r["value"] <= rtol else 0.0), [Ref("run", i) for i in r["run_ids"]], r["mode"], ""
+        return (1.0 if r["value"] <= rtol else 0.0), [Ref("run", run_id=i) for i in r["run_ids"]], r["mode"], ""
     best = rows.sort_values("value", ascending=not c.higher_is_better, kind="stable").iloc[0]
-    return float(best["value"]), [Ref("run", i) for i in best["run_ids"]], best["mode"], ""
+    return float(best["value"]), [Ref("run", run_id=i) for i in best["run_ids"]], best["mode"], ""
 
 
 def _citation(fact) -> Ref:
@@ -512,7 +515,7 @@ def recommend(evidence: Evidence, scenario: str = "research", weights: Mapping[s
     return rec
 
 
-def _fmt(value: float, unit: str, with_unit: bool = True) -> str:
+def format_value(value: float, unit: str, with_unit: bool = True) -> str:
     """A criterion's raw value for people: ``71,788 samples/s``, ``0.455 s``, ``yes``, ``3 of 4``, ``9.5/10``,
     ``not measured`` (``with_unit=False``: the number alone, for tables whose heading has the unit)."""
     if pd.isna(value):
@@ -543,8 +546,8 @@ def _reasons(rec: Recommendation) -> list[Reason]:
         mode = ev.modes.get((top, name))
         where = f" ({mode})" if mode and c.kind == "measured" else ""
         what = "published opinion" if any(r.opinion for r in ev.refs.get((top, name), [])) else c.kind
-        text = (f"{c.label}: {top}{where} {_fmt(rec.values.loc[top, name], c.unit)} against {second}'s "
-                f"{_fmt(rec.values.loc[second, name], c.unit)} ({what}; +{margin:.3f} of the score)")
+        text = (f"{c.label}: {top}{where} {format_value(rec.values.loc[top, name], c.unit)} against {second}'s "
+                f"{format_value(rec.values.loc[second, name], c.unit)} ({what}; +{margin:.3f} of the score)")
         refs = tuple(ev.refs.get((top, name), [])) + tuple(ev.refs.get((second, name), []))
         out.append(Reason(text=text, criterion=name, margin=float(margin), evidence=refs))
     return out
@@ -620,7 +623,7 @@ def _caveats(rec: Recommendation) -> list[str]:
     used = [n for n, w in rec.weights.items() if w > 0]
     for (fw, name), note in sorted(ev.notes.items()):
         if name in used:
-            out.append(f"{fw}: {CRITERIA[name].label} not measured ({note}); it earns nothing on it.")
+            out.append(f"{fw}: {CRITERIA[name].label} not measured, it earns nothing on it. Why: {note}.")
     opinions = [CRITERIA[n].label for n in used if n.startswith(("docs_", "production_", "research_"))]
     if opinions:
         out.append(f"{', '.join(opinions)}: ratings from one published scorecard (opinion, not measurement).")
@@ -713,7 +716,7 @@ def _audit_one(claim, ev: Evidence) -> tuple[str, str, str, str, tuple]:
             best = rows.sort_values("value", ascending=not _higher_is_better(metric), kind="stable").iloc[0]
             winners.append(best["framework"])
             ids += tuple(best["run_ids"])
-            parts.append(f"{figure}: {best['framework']} ({best['mode']}) first at {best['value']:,.4g}")
+            parts.append(f"{figure}: {best['framework']} ({best['mode']}) first at {_num(best['value'])}")
         measured = "; ".join(parts)
         claimed = "the winner changes between " + " and ".join(t.figures)
         if claim.conditions.device not in ("any", ev.device_kind):

@@ -224,7 +224,7 @@ def test_a_failed_framework_is_not_measured_not_guessed(tmp_path):
                      "WHERE framework = 'jax' AND json_extract(config, '$.tags.suite_item') = 'large_batch'")
     ev = guide.load_evidence(db)
     assert math.isnan(ev.values.loc["jax", "large_batch_throughput"])
-    assert "failed (segfault)" in ev.notes["jax", "large_batch_throughput"]
+    assert "large_batch failed: segfault" in ev.notes["jax", "large_batch_throughput"]
     rec = guide.recommend(ev, "tpu_scale")
     assert rec.contributions.loc["jax", "large_batch_throughput"] == 0.0
     assert any("jax: large-batch throughput not measured" in c for c in rec.caveats)

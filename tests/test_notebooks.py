@@ -21,7 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled"]
+NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled", "05_decision_guide"]
 FRAMEWORK_PACKAGES = ("torch", "jax", "flax", "optax", "tensorflow", "keras", "scikit-learn")
 
 #: What CI runs: small and fast (each notebook in well under a minute on 2 CPU cores).
@@ -31,7 +31,11 @@ SMALL = {
     "02_mlp": dict(epochs=1, batch_size=64, hidden=[32], latency_steps=20, parity_steps=10),
     "03_cnn": dict(epochs=1, batch_size=64, latency_steps=20, parity_steps=10),
     "04_eager_vs_compiled": dict(batch_sizes=[16, 128], n_samples=2000, hidden=[32], epochs=1),
+    # ranks a stored suite (``db``: a copy of ``conftest.suite_store``, set by its own test below)
+    "05_decision_guide": dict(run_suite=False),
 }
+#: Notebooks run by a test of their own, not by ``test_notebook_runs_top_to_bottom``.
+RUN_ALONE = ("05_decision_guide",)
 
 
 def _load_badges():
@@ -90,8 +94,11 @@ def test_notebook_structure(name):
             assert cell.outputs == [] and cell.execution_count is None, f"cell {i} is committed with outputs"
     params = parameters_cell(nb)
     names = assigned_names(params.source)
-    assert {"epochs", "frameworks", "dataset"} <= names
-    assert names & {"batch_size", "batch_sizes"}, "batch size(s) are a parameter"
+    if name == "05_decision_guide":  # the suite fixes its own data sets, epochs and batch sizes
+        assert {"size", "frameworks", "device", "scenario", "run_suite", "db"} <= names
+    else:
+        assert {"epochs", "frameworks", "dataset"} <= names
+        assert names & {"batch_size", "batch_sizes"}, "batch size(s) are a parameter"
     assert set(SMALL[name]) <= names, f"CI sets parameters the notebook does not have: {set(SMALL[name]) - names}"
     assert nb.cells.index(setup_cell(nb)) < nb.cells.index(params), "set-up runs before anything else"
 
@@ -224,7 +231,7 @@ def _outputs(nb) -> tuple[list[str], list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in RUN_ALONE])
 def test_notebook_runs_top_to_bottom(name, tmp_path, results_db):
     import papermill as pm
 
@@ -255,3 +262,37 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, results_db):
             assert re.search(pattern, text), text
     if name == "03_cnn":
         assert "**sklearn** is `unsupported`: scikit-learn has no convolutional layers" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_decision_guide_notebook_ranks_a_stored_suite(tmp_path, suite_store):
+    """Notebook 05 with ``run_suite=False`` on a copy of the shared suite store: every cell runs, the
+    recommendation and its reasons are the guide's for that suite, the audit and the widget are shown."""
+    import shutil
+
+    import papermill as pm
+
+    from mlx_explore import guide
+
+    db = tmp_path / "suite.db"
+    shutil.copy(suite_store, db)
+    out = tmp_path / "05_decision_guide.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "05_decision_guide.ipynb"), str(out), parameters=SMALL["05_decision_guide"] | {"db": str(db)},
+                        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)  # fmt: skip
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    md, streams = _outputs(nb)
+    text, printed = "\n".join(md), "".join(streams)
+    rec = guide.recommend(guide.load_evidence(db), "research")
+    assert f"**{rec.top}** ranks first with a score of {rec.scores[rec.top]:.3f}" in text
+    assert f"**Why {rec.top}**" in text and all(r.text in text for r in rec.reasons)
+    assert "**What would change the answer**" in text and all(c in text for c in rec.caveats)
+    assert "run_suite is False" in printed and f"suite session {rec.evidence.session}" in printed
+    html = [o.data.get("text/html", "") for c in nb.cells for o in c.get("outputs", []) if "data" in o]
+    widgets_shown = [o for c in nb.cells for o in c.get("outputs", [])
+                     if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # fmt: skip
+    assert widgets_shown, "the DecisionGuide is displayed"
+    audit = guide.audit_claims(rec.evidence)
+    assert any(all(v in h for v in set(audit["verdict"])) for h in html), "the claims audit table is shown"

@@ -7,19 +7,25 @@ A live side-by-side comparison in a notebook::
 
     from widgets import ComparisonPanel
     ComparisonPanel(frameworks=["torch", "jax", "tensorflow"])
+
+Which framework for a use case, from this machine's standard suite (``mlx-explore suite`` first)::
+
+    from widgets import DecisionGuide
+    DecisionGuide(scenario="production")
 """
 
 from ._common import FRAMEWORK_COLORS, enable_colab, in_colab
 from .code import CodeCompare, align_blocks, model_source
 from .explorer import ResultsExplorer
+from .guide import DecisionGuide
 from .live import LiveCurves
 from .panel import ComparisonPanel
 from .parity import ParityPlot, relative_differences
 from .sweep import SweepPlot
 
 __all__ = [
-    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "LiveCurves", "ParityPlot", "ResultsExplorer", "SweepPlot",
-    "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
+    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "DecisionGuide", "LiveCurves", "ParityPlot", "ResultsExplorer",
+    "SweepPlot", "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
 ]  # fmt: skip
 
 enable_colab()
