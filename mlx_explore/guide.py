@@ -8,8 +8,8 @@ Inputs
 
 Criteria (:data:`CRITERIA`)
     *Measured* ones come from the suite's runs; each framework is judged by its better mode
-    (eager or compiled) on that criterion, as a user would run it, and the run that gave the
-    value is the evidence. *Cited* ones come from the knowledge base: the share of deployment
+    (eager or compiled) on that criterion, as a user would run it (compile time: the compiled
+    run), and the run that gave the value is the evidence. *Cited* ones come from the knowledge base: the share of deployment
     targets, accelerator kinds or distributed-training styles documented for a framework (kind
     ``fact``), or a published scorecard's rating (kind ``published opinion``, said so wherever
     it is shown). A criterion without a value for a framework is **not measured**: it earns that
@@ -66,6 +66,9 @@ class Criterion:
         source: where the value comes from: a suite figure (``"small_batch.samples_per_s"``) or a
             knowledge-base rule (``"deployment facts"``, ``"scorecard: Production Tooling"``).
         description: what it means, in a sentence.
+        mode: which run of a measured criterion counts: ``"best"`` (the framework's better mode on
+            it, eager or compiled) or ``"compiled"`` (compile time: an eager run compiles nothing, so
+            its near-zero figure would hide the cost). A framework with one mode (scikit-learn) uses it.
     """
 
     name: str
@@ -75,10 +78,11 @@ class Criterion:
     kind: str
     source: str
     description: str
+    mode: str = "best"
 
 
-def _measured(name, label, unit, higher, figure, description):
-    return Criterion(name, label, unit, higher, "measured", figure, description)
+def _measured(name, label, unit, higher, figure, description, mode="best"):
+    return Criterion(name, label, unit, higher, "measured", figure, description, mode)
 
 
 def _cited(name, label, unit, source, description):
@@ -97,7 +101,8 @@ CRITERIA: dict[str, Criterion] = {c.name: c for c in (
     _measured("mfu", "MFU", "0-1", True, "large_batch.mfu",
               "model FLOPs utilization at batch 1024 against a matmul peak measured in the same process"),
     _measured("compile_time", "compile time", "s", False, "small_batch.compile_s",
-              "first training step minus a steady one: tracing and compilation before useful work"),
+              "first compiled training step minus a steady one: tracing and compilation before useful work",
+              mode="compiled"),
     _measured("latency_p50", "latency p50", "ms", False, "small_batch.infer_ms_p50",
               "batch-1 inference, host input to host logits, median"),
     _measured("latency_p99", "latency p99", "ms", False, "small_batch.infer_ms_p99",
@@ -299,6 +304,8 @@ def _measured_value(c: Criterion, fw: str, figs: pd.DataFrame, runs: pd.DataFram
             return math.nan, [Ref("run", run_id=int(r["run_id"]))], "", f"{item} {r['status']}: {r['reason'] or 'no reason given'}"
         notes = " ".join(str(n.get(figure.split(".")[1], "")) for n in mine["notes"] if isinstance(n, dict)).strip()
         return math.nan, [], "", f"{figure} not reported by {fw}" + (f": {notes}" if notes else "")
+    if c.mode != "best" and (rows["mode"] == c.mode).any():  # else the framework's only mode (scikit-learn)
+        rows = rows[rows["mode"] == c.mode]
     if c.name == "parity":
         rtol = RTOL_SKLEARN if fw == "sklearn" else RTOL
         r = rows.iloc[0]
@@ -624,6 +631,14 @@ def _caveats(rec: Recommendation) -> list[str]:
     for (fw, name), note in sorted(ev.notes.items()):
         if name in used:
             out.append(f"{fw}: {CRITERIA[name].label} not measured, it earns nothing on it. Why: {note}.")
+    if "compile_time" in used:
+        flags = ev.runs.set_index("run_id")["flags"] if len(ev.runs) else pd.Series(dtype=object)
+        for fw in rec.ranking:
+            refs = [r for r in ev.refs.get((fw, "compile_time"), []) if r.kind == "run" and r.run_id in flags.index]
+            cache = flags[refs[0].run_id].get("compile_cache") if refs and isinstance(flags[refs[0].run_id], dict) else None
+            if isinstance(cache, str) and cache.startswith(("warm", "cold")):  # an on-disk cache (torch inductor)
+                out.append(f"{fw}: compile time measured with its on-disk compilation cache {cache}; a cold cache "
+                           f"takes several times longer than a warm one (README, 'An example run').")  # fmt: skip
     opinions = [CRITERIA[n].label for n in used if n.startswith(("docs_", "production_", "research_"))]
     if opinions:
         out.append(f"{', '.join(opinions)}: ratings from one published scorecard (opinion, not measurement).")

@@ -204,6 +204,9 @@ def test_reasons_point_at_their_evidence_and_caveats_name_what_was_not_measured(
     assert math.isnan(ev.values.loc["sklearn", "cnn_throughput"]) and "unsupported" in ev.notes["sklearn", "cnn_throughput"]
     assert any(c.startswith("sklearn: CNN throughput not measured") for c in rec.caveats)
     assert any("CPU" in c for c in rec.caveats)
+    # compile time is the compiled run's (an eager run compiles nothing); scikit-learn's only run counts
+    assert ev.values.loc["torch", "compile_time"] == 20.0 and ev.modes["torch", "compile_time"] == "compiled"
+    assert ev.values.loc["sklearn", "compile_time"] == pytest.approx(0.001)
     # measured values equal the stored runs' metrics (best mode), with those runs as evidence
     runs = load_runs(db).set_index("run_id")
     for (fw, name), refs in ev.refs.items():
