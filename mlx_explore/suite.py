@@ -198,6 +198,7 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
         ComparisonInterrupted: Ctrl-C: the finished runs stay stored, the session is incomplete and
             :func:`latest` ignores it.
     """
+    from .comparison import plan as run_plan
     from .runner import compare
 
     plan = configs(size, frameworks=frameworks, device=device, threads=threads)
@@ -206,8 +207,6 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     for index, (it, config) in enumerate(plan):
         if on_item is not None:
             on_item(it, config, index)
-        from .comparison import plan as run_plan
-
         tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
                 "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device}  # fmt: skip
         comparison = compare(config, on_event=on_event, db=db, tags=tags)
@@ -267,7 +266,10 @@ def sessions(db: str | Path | None = None) -> pd.DataFrame:
     Raises:
         StoreError: the store cannot be read.
     """
-    runs = _suite_runs(db)
+    return _sessions_of(_suite_runs(db))
+
+
+def _sessions_of(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for session, part in runs.groupby("suite_session", sort=False):
         missing = []
@@ -314,7 +316,8 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
         StoreError: the store cannot be read.
     """
     machine = machine if machine is not None else this_machine()
-    table = sessions(db)
+    runs = _suite_runs(db)  # read once: the sessions and the chosen one's runs come from it
+    table = _sessions_of(runs)
     usable = table[table["complete"] & (table["suite_version"] == SUITE_VERSION) & (table["machine"] == machine)]
     if device is not None:
         usable = usable[usable["device"] == device]
@@ -338,7 +341,6 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
     if usable.empty:
         raise NoSuite(_no_suite_message(table, machine, device), table)
     chosen = usable.iloc[0]["session"]
-    runs = _suite_runs(db)
     return runs[runs["suite_session"] == chosen].reset_index(drop=True)
 
 
