@@ -226,3 +226,61 @@ def test_framework_boxes_show_installation_and_devices():
     while time.monotonic() < deadline and "sees:" not in p.framework_notes["sklearn"].value:
         time.sleep(0.2)
     assert p.framework_notes["sklearn"].value == "sees: cpu"
+
+
+def test_main_thread_runs_updates_from_other_threads_in_order_only_when_the_loop_is_free():
+    import threading
+
+    from widgets._common import MainThread
+
+    class Loop:  # records wake-ups; tornado's add_callback is the one call MainThread makes
+        def __init__(self):
+            self.wakeups = 0
+
+        def add_callback(self, fn):
+            self.wakeups += 1
+
+    seen: list[tuple[int, str]] = []
+    ui = MainThread(loop=Loop())
+    worker = threading.Thread(target=lambda: [ui.call(lambda i: seen.append((i, threading.current_thread().name)), i) for i in range(5)])
+    worker.start()
+    worker.join()
+    assert seen == [] and ui.loop.wakeups == 5  # nothing ran on the worker
+    assert ui.drain() == 5 and seen == [(i, "MainThread") for i in range(5)]
+    ui.call(seen.append, "direct")  # on the main thread: at once
+    assert seen[-1] == "direct"
+    seen.clear()
+    assert MainThread(loop=None).call(seen.append, 1) is None and seen == [1]  # no kernel: at once
+
+
+def test_a_panel_in_a_kernel_touches_its_widgets_only_on_the_main_thread(results_db, monkeypatch):
+    """Widgets are not thread-safe: a FigureWidget edit made off the main thread while the kernel
+    applies a browser message to the same figure reaches the browser as None (a Voila page showed an
+    empty live graph after a run). With a kernel loop, the worker hands every update over."""
+    import threading
+
+    from tornado.ioloop import IOLoop
+
+    import widgets._common as common
+
+    loop = IOLoop(make_current=False)
+    monkeypatch.setattr(common, "kernel_loop", lambda: loop)
+    p = panel()
+    threads: list[str] = []
+    record = lambda change: threads.append(threading.current_thread().name)  # noqa: E731
+    for widget in (p.curves.figure, p.bars, p.message, p.run_button):
+        widget.observe(record)
+    assert p.run() is True
+    threads.clear()  # run() itself is on the main thread: what follows is the worker's
+    p._thread.join(300)
+    assert len(p.events) > 10 and not p.curves.figure.data and threads == []  # the worker changed no widget
+
+    async def drained():
+        return None
+
+    loop.run_sync(drained)  # the loop runs the queued updates
+    loop.close()
+    assert threads and set(threads) == {"MainThread"}
+    assert "Done: 2 of 2" in p.message.value and not p.run_button.disabled
+    assert {t.name for t in p.curves.figure.data} == {"sklearn", "jax"}
+    assert max(len(t.x) for t in p.curves.figure.data) > 10

@@ -1,4 +1,5 @@
-"""Shared pieces of the widget library: framework colours, Colab detection, a redraw throttle.
+"""Shared pieces of the widget library: framework colours, Colab detection, a redraw throttle, and
+the hand-over of widget updates from background threads to the kernel's main thread.
 
 Widgets use only ``mlx_explore``'s public API (docs/architecture.md, "Layers": the core never imports ipywidgets, the
 widgets never reach into a framework or a child process).
@@ -7,7 +8,10 @@ widgets never reach into a framework or a child process).
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections import deque
+from typing import Callable
 
 #: One colour per framework, the same in every widget and notebook (plotly's default qualitative
 #: palette, https://plotly.com/python/discrete-color/).
@@ -58,3 +62,56 @@ class Throttle:
             self._last = now
             return True
         return False
+
+
+def kernel_loop():
+    """The running IPython kernel's event loop (a tornado ``IOLoop`` on the main thread, ipykernel's
+    ``kernel.io_loop``), or ``None`` outside a kernel (plain Python, pytest)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    return getattr(kernel, "io_loop", None)
+
+
+class MainThread:
+    """Runs widget updates that background threads ask for on the kernel's main thread, in order.
+
+    Widgets are not thread-safe: while the kernel's main thread applies a message from the browser
+    to a widget (ipywidgets' ``set_state`` holds that widget's trait notifications), a change made
+    by another thread is replayed later with the trait's value at that time. plotly's
+    ``FigureWidget`` sends each edit as a trait set and at once reset to ``None``, so such an edit
+    reaches the browser as ``None`` and is lost: a trace never added, a graph left empty. Every
+    background thread of this package therefore calls :meth:`call`, which queues the update and
+    wakes the kernel's loop (``IOLoop.add_callback``, the one thread-safe tornado call,
+    https://www.tornadoweb.org/en/stable/ioloop.html). Outside a kernel there is no browser to race
+    with and updates run at once.
+
+    Args:
+        loop: the loop to run updates on (default: :func:`kernel_loop` at construction, which must
+            happen on the main thread, as a widget's construction does).
+    """
+
+    def __init__(self, loop=None):
+        self.loop = loop if loop is not None else kernel_loop()
+        self._pending: deque[tuple[Callable, tuple]] = deque()
+
+    def call(self, fn: Callable, *args) -> None:
+        """Run ``fn(*args)`` on the main thread: now if this is the main thread or there is no
+        kernel loop (after any updates still queued), else as soon as the loop is free."""
+        if self.loop is None or threading.current_thread() is threading.main_thread():
+            self.drain()
+            fn(*args)
+            return
+        self._pending.append((fn, args))
+        self.loop.add_callback(self.drain)  # an empty drain costs nothing; a missed one strands an update
+
+    def drain(self) -> int:
+        """Run every queued update now (main thread only); returns how many ran."""
+        ran = 0
+        while self._pending:
+            fn, args = self._pending.popleft()
+            fn(*args)
+            ran += 1
+        return ran

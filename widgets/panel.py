@@ -2,7 +2,8 @@
 
 Everything runs through ``mlx_explore.compare`` in a background thread (so the Stop button stays
 live): one child process per framework, events drawn by :class:`~widgets.live.LiveCurves`, every
-run written to the results store as it ends. Stop sets the comparison's ``stop`` event: the running
+run written to the results store as it ends. The background thread never touches a widget itself:
+it hands each update to the kernel's main thread (:class:`~widgets._common.MainThread`). Stop sets the comparison's ``stop`` event: the running
 child is killed, finished runs are kept and shown.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -23,7 +25,7 @@ from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, Con
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from mlx_explore.report import HEADLINE, styled
 
-from ._common import color
+from ._common import MainThread, color
 from .live import LiveCurves
 
 #: Bar charts shown when a comparison ends: metric -> panel title.
@@ -64,6 +66,7 @@ class ComparisonPanel(W.VBox):
         self.events: list[Event] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._ui = MainThread()
         installed = {fw: registry.is_installed(fw) for fw in registry.REGISTRY}
         ticked = set(frameworks) if frameworks is not None else {fw for fw, ok in installed.items() if ok}
 
@@ -135,6 +138,7 @@ class ComparisonPanel(W.VBox):
         if self.running:
             self._say("A comparison is already running: press Stop first.", "warning")
             return False
+        self._drain()  # the last comparison's final updates are shown before this one clears them
         try:
             config = self.config()
         except ConfigError as exc:
@@ -162,10 +166,21 @@ class ComparisonPanel(W.VBox):
             self._say("Stopping…", "warning")
 
     def wait(self, timeout: float | None = None) -> Comparison | None:
-        """Block until the running comparison ends (or ``timeout`` seconds); return its result."""
+        """Block until the running comparison ends (or ``timeout`` seconds); return its result.
+
+        Called in a notebook cell, it draws the run's updates while it waits (the kernel's loop
+        cannot while the cell runs), so the panel is up to date when it returns."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+                self._thread.join(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+                self._drain()
+        self._drain()
         return self.result
+
+    def _drain(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._ui.drain()
 
     @property
     def running(self) -> bool:
@@ -177,14 +192,20 @@ class ComparisonPanel(W.VBox):
     def _work(self, config: RunConfig) -> None:
         try:
             self.result = mlx_explore.compare(config, on_event=self._on_event, store=self.store, db=self.db, stop=self._stop)
-            self._finish(self.result)
+            self._ui.call(self._finish, self.result)
         except Exception as exc:  # noqa: BLE001 - every failure is shown in words, never lost
-            self._say(f"The comparison could not run: {html.escape(str(exc))}", "error")
+            self._ui.call(self._say, f"The comparison could not run: {html.escape(str(exc))}", "error")
         finally:
-            self.run_button.disabled, self.stop_button.disabled = False, True
+            self._ui.call(self._idle)
+
+    def _idle(self) -> None:
+        self.run_button.disabled, self.stop_button.disabled = False, True
 
     def _on_event(self, event: Event) -> None:
         self.events.append(event)
+        self._ui.call(self._show_event, event)
+
+    def _show_event(self, event: Event) -> None:
         self.curves.update(event)
         row = self._bars.get(event.run_key)
         if row is None:
@@ -282,4 +303,5 @@ class ComparisonPanel(W.VBox):
         for fw in names:
             info = probe(fw, nice=10)  # background work: the page and a run come first
             note = ", ".join(info.get("devices", [])) or info.get("error", "")
-            self.framework_notes[fw].value = f"sees: {html.escape(note)}" if "devices" in info else f"<i>{html.escape(note)}</i>"
+            text = f"sees: {html.escape(note)}" if "devices" in info else f"<i>{html.escape(note)}</i>"
+            self._ui.call(setattr, self.framework_notes[fw], "value", text)
