@@ -58,7 +58,7 @@ def worker_command(*args: str) -> list[str]:
 
 
 def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunConfig,
-              stop: threading.Event | None = None) -> Iterator[Event]:  # fmt: skip
+              stop: threading.Event | None = None, trace_dir: Path | None = None) -> Iterator[Event]:  # fmt: skip
     """Train one run in its own child process and yield its events as they arrive.
 
     Args:
@@ -67,6 +67,8 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
         bundle_path: the ``.npz`` bundle the child trains on (``bundle.prepare``).
         config: the comparison's config (``timeout_s`` [s] and ``threads`` are used here).
         stop: when set (from any thread), the child is killed within :data:`STOP_POLL_S` seconds.
+        trace_dir: where a profiled run (``config.profile_steps``) writes its traces
+            (``worker.TRACE_DIR_VAR``).
 
     Yields:
         ``Started``, one ``Step`` per logged step (the child's ``Steps`` windows, expanded),
@@ -85,7 +87,8 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         worker_command("run", name, str(bundle_path), mode),
-        stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=child_env(config),
+        stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
+        env=child_env(config) | ({"MLX_EXPLORE_TRACE_DIR": str(trace_dir)} if trace_dir else {}),
         text=True, start_new_session=True,
     )  # fmt: skip
     lines: queue.Queue = queue.Queue()

@@ -4,7 +4,8 @@
 every run in the results store, write ``--out`` JSON. ``mlx-explore results``: list stored runs.
 ``mlx-explore env``: installed frameworks, versions and devices. ``mlx-explore suite``: run the
 standard suite and store it; ``mlx-explore guide``: rank the frameworks for a scenario from it
-(``suite.py``, ``guide.py``).
+(``suite.py``, ``guide.py``). ``mlx-explore profile``: where a training step's time goes, by each
+framework's own profiler (``profiling.py``).
 
 Exit codes: 0 every framework finished, was skipped or is unsupported; 1 a framework failed,
 diverged or timed out (its row says why, the others are kept); 2 bad input (the message names
@@ -77,6 +78,7 @@ def compare(
     repeat: int = typer.Option(1, help="runs per framework and mode; 2+ reports whether curves are bitwise identical"),
     deterministic: bool = typer.Option(False, "--deterministic", help="turn on each framework's determinism switches"),
     latency_steps: int = typer.Option(200, "--latency-steps", help="calls timed for step and batch-1 inference latency (0: skip)"),
+    profile_steps: int = typer.Option(0, "--profile-steps", help="then profile K steps with each framework's own profiler (0: off)"),
     log_every: int = typer.Option(1, "--log-every", help="log the training loss every K steps"),
     timeout: Optional[float] = typer.Option(None, help="stop a run after this many seconds"),
     n_samples: int = typer.Option(2000, "--n-samples", help="synthetic data set: samples"),
@@ -95,7 +97,7 @@ def compare(
                 optimizer=optimizer, momentum=momentum, hidden=hidden, activation=activation, seed=seed,
                 device=device, mode=mode, precision=precision, threads=threads, repeat=repeat,
                 deterministic=deterministic, latency_steps=latency_steps, log_every=log_every, timeout_s=timeout,
-                n_samples=n_samples, n_features=n_features, data_dir=data_dir,
+                n_samples=n_samples, n_features=n_features, data_dir=data_dir, profile_steps=profile_steps,
             ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals)  # fmt: skip
         except KeyboardInterrupt:  # before the comparison began (imports, validation): nothing ran
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
@@ -169,8 +171,11 @@ def _check_out(out: Path) -> None:
 
 
 def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool, quiet: bool,
-             signals: _StopSignals) -> int:  # fmt: skip
-    """The ``compare`` command's work; returns the exit code (see the module docstring)."""
+             signals: _StopSignals, trace_dir: Path | None = None, report=None, rename: dict | None = None) -> int:  # fmt: skip
+    """The ``compare`` command's work; returns the exit code (see the module docstring). ``report(result)``
+    prints more after the table (``profile``); ``rename`` maps a ``RunConfig`` field to the option a
+    command calls it (``profile_steps`` is ``--steps`` in ``profile``)."""
+    rename = rename or {}
     from .results import StoreError
     from .comparison import plan, run_label
     from .runner import ComparisonInterrupted
@@ -179,7 +184,7 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     try:
         config = RunConfig.build(**fields)
     except ConfigError as exc:
-        _fail(exc.field, exc.message)
+        _fail(rename.get(exc.field, exc.field), exc.message)
     if out is not None:
         _check_out(out)
 
@@ -205,7 +210,7 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     interrupted = False
     try:
         with progress:
-            result = run_comparison(config, on_event=show, store=not no_store, db=db)
+            result = run_comparison(config, on_event=show, store=not no_store, db=db, trace_dir=trace_dir)
     except ConfigError as exc:
         _fail(exc.field, exc.message)
     except StoreError as exc:
@@ -235,6 +240,10 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
             console.print(f"Writing the results to {out.resolve()} instead.")
     elif result.db:
         out_console.print(f"stored in {result.db} (mlx-explore results --db {result.db})")
+    if report is not None:
+        report(result)
+    elif any(r.profile or "profile" in r.notes for r in result.runs):
+        _print_profiles(result, None)
     if out is not None:
         try:
             path = result.to_json(out)
@@ -540,6 +549,111 @@ def _print_recommendation(guide_module, rec, audit) -> None:
         claims.add_row(row["statement"], row["source"], row["conditions"], row["claimed"], measured,
                        f"[{style}]{row['verdict']}[/]")  # fmt: skip
     out_console.print(claims)
+
+
+@app.command()
+def profile(
+    model: str = typer.Option("mlp", help="logreg | mlp | cnn"),
+    dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10"),
+    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    steps: int = typer.Option(20, help="training steps profiled per framework (at most one epoch's)"),
+    batch_size: int = typer.Option(32, "--batch-size", help="samples per step"),
+    hidden: str = typer.Option("256,256", help="MLP hidden widths, comma-separated"),
+    optimizer: str = typer.Option("sgd", help="sgd | momentum | adam"),
+    lr: float = typer.Option(0.05, help="learning rate"),
+    mode: str = typer.Option("compiled", help="eager | compiled | both"),
+    device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
+    precision: str = typer.Option("fp32", help="fp32 | bf16"),
+    threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    n_samples: int = typer.Option(2000, "--n-samples", help="synthetic data set: samples"),
+    n_features: int = typer.Option(20, "--n-features", help="synthetic data set: features"),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="traces folder (default: traces/ beside the results store)"),
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    no_store: bool = typer.Option(False, "--no-store", help="do not write the runs to the results store"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Where the time of a training step goes, per framework, by each framework's own profiler.
+
+    Trains one epoch (so the profiled steps are steady), then profiles --steps steps; prints the
+    milliseconds per step by category (matmul, conv, elementwise, ..., framework overhead) and the
+    top 10 ops of each framework, and writes each run's native trace plus one merged trace of one
+    step per framework (Chrome Trace Event JSON: open it in https://ui.perfetto.dev or chrome://tracing).
+    """
+    if steps < 1:
+        _fail("--steps", f"must be at least 1 (got {steps}); to train without profiling use mlx-explore compare")
+    if out_dir is not None:
+        _check_dir("--out-dir", out_dir)
+    with _StopSignals() as signals:
+        try:
+            code = _compare(dict(
+                model=model, dataset=dataset, frameworks=frameworks, epochs=1, batch_size=batch_size, lr=lr,
+                optimizer=optimizer, hidden=hidden, device=device, mode=mode, precision=precision, threads=threads,
+                latency_steps=0, n_samples=n_samples, n_features=n_features, profile_steps=steps,
+            ), out=None, db=db, no_store=no_store, quiet=quiet, signals=signals, trace_dir=out_dir,
+                report=lambda result: _print_profiles(result, out_dir), rename={"profile_steps": "--steps"})  # fmt: skip
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
+            code = signals.exit_code
+    raise typer.Exit(code)
+
+
+def _check_dir(option: str, folder: Path) -> None:
+    """Fail now (exit 2 naming ``option``) when ``folder`` cannot be made or written."""
+    import tempfile
+
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        _fail(option, f"cannot use {folder}: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        _fail(option, f"cannot write in {folder}: {exc.strerror or exc}")
+
+
+def _print_profiles(result, out_dir: Path | None) -> None:
+    """Per profiled run: milliseconds per step by category and the top 10 ops (rich tables), the native
+    traces; then the merged one-step trace of all of them."""
+    from . import profiling
+    from .runner import default_trace_root
+
+    done = {r.label or r.framework: r.profile for r in result.runs if r.profile}
+    for r in result.runs:
+        if r.status == "ok" and not r.profile:
+            out_console.print(f"[yellow]{r.label}[/] {r.notes.get('profile', 'not profiled')}")
+    if not done:
+        return
+    frame = profiling.category_frame(done)
+    table = Table(title="where a training step's time goes [ms per step] (profiled steps; unprofiled step time for comparison)")
+    table.add_column("run")
+    shown = [c for c in profiling.CATEGORIES if frame[c].sum() > 0]
+    for c in (*shown, "profiled step", "unprofiled step"):
+        table.add_column(c, justify="right")
+    for label, row in frame.iterrows():
+        table.add_row(label, *(f"{row[c]:.3f}" for c in shown), f"{row['step_ms']:.3f}", f"{row['unprofiled_step_ms']:.3f}")
+    out_console.print(table)
+    for label, p in done.items():
+        top = Table(title=f"{label}: top 10 ops ({p['device']}, {p['steps']} steps)")
+        for c, j in (("op", "left"), ("category", "left"), ("calls/step", "right"), ("ms/step", "right"), ("share", "right")):
+            top.add_column(c, justify=j)
+        for row in p["rows"][:10]:
+            share = row["share_of_step"]
+            top.add_row(row["op"][:60], row["category"], f"{row['calls_per_step']:.1f}", f"{row['self_ms_per_step']:.3f}",
+                        "-" if share is None else f"{share:.1%}")  # fmt: skip
+        out_console.print(top)
+        for note in p.get("notes", []):
+            out_console.print(f"  note: {note}", highlight=False)
+        if p.get("unmapped"):
+            out_console.print(f"  [yellow]unmapped op names[/] (counted as other; add them to frameworks/"
+                              f"{p['framework']}/op_categories.yaml): {', '.join(p['unmapped'][:20])}")  # fmt: skip
+        out_console.print(f"  native trace: {', '.join(p.get('native', [])) or '-'}", highlight=False)
+    root = out_dir or default_trace_root(result.db)
+    ids = [str(r.run_id) for r in result.runs if r.profile and r.run_id is not None]
+    name = f"merged-runs-{'-'.join(ids)}.json" if ids else f"merged-{_dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    merged = profiling.merge_traces({label: profiling.step_events(p) for label, p in done.items()}, Path(root) / name)
+    out_console.print(f"merged trace (one step per framework): {merged}\n  open it in https://ui.perfetto.dev "
+                      f"(Open trace file) or chrome://tracing", highlight=False)  # fmt: skip
 
 
 #: Long option names of ``compare`` (without ``--``), so errors name the option a user typed.

@@ -45,7 +45,8 @@ class RunRecord:
     ``metric_docs.METRIC_DOCS`` (with their units); ``flags`` the fairness settings read back in the
     child; ``notes`` why a metric is ``None`` or how it was measured; ``error_tail`` the end of the
     child's traceback or stderr (failed runs); ``label`` its :func:`run_label`; ``run_id`` the row
-    in the results store (``None`` when not stored).
+    in the results store (``None`` when not stored); ``profile`` the normalized profile
+    (``profiling.Profile.to_dict()``) when the run was profiled.
     """
 
     framework: str
@@ -65,6 +66,7 @@ class RunRecord:
     error_tail: str = ""
     label: str = ""
     run_id: int | None = None
+    profile: dict | None = None
 
     @property
     def finished(self) -> bool:
@@ -82,7 +84,7 @@ class RunRecord:
             "device_name": self.device_name, "device_kind": self.device_kind, "versions": self.versions,
             "flags": self.flags, "metrics": self.metrics, "notes": self.notes,
             "curve": [{k: p[k] for k in keep} for p in self.curve], "epochs": self.epochs,
-            "error_tail": self.error_tail, "run_id": self.run_id,
+            "error_tail": self.error_tail, "run_id": self.run_id, "profile": self.profile,
         }  # fmt: skip
 
 
@@ -112,6 +114,7 @@ class Collector:
             rec.epochs.append({k: getattr(event, k) for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "time_s")})
         elif isinstance(event, Finished):
             rec.status, rec.metrics, rec.notes, rec.device = event.status, event.metrics, event.notes, event.device
+            rec.profile = event.profile
         elif isinstance(event, (Failed, Skipped)):
             rec.status, rec.reason = event.status, event.reason
             rec.error_tail = getattr(event, "error_tail", "")
@@ -228,6 +231,12 @@ class Comparison:
                 "max_abs_diff": diff, "deterministic_flags": runs[0].flags.get("deterministic"),
             })  # fmt: skip
         return out
+
+    @property
+    def profiles(self) -> dict[str, dict]:
+        """The profiled runs' profiles (``profiling.Profile.to_dict()``) by run label, in plan order;
+        empty unless the comparison ran with ``profile_steps``."""
+        return {r.label or r.framework: r.profile for r in self.runs if r.profile}
 
     def run(self, name: str) -> RunRecord:
         """The record of one run, by label (``"torch/eager#2"``) or framework (its first run).

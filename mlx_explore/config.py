@@ -124,6 +124,8 @@ class RunConfig(BaseModel):
             ``--xla_gpu_deterministic_ops``).
         latency_steps: calls timed in the per-step latency and batch-1 inference phases (0: skip
             both phases). 200 gives a p99 between the two slowest calls.
+        profile_steps: after every measured phase, profile this many training steps with the
+            framework's own profiler (``profiling.py``; 0: off). At most one epoch's steps.
         log_every: the training loss is reported every ``log_every`` steps (1: every step).
         val_fraction, test_fraction: shares of the data held out (stratified).
         n_samples, n_features, n_classes: size of the ``synthetic`` data set only.
@@ -155,6 +157,7 @@ class RunConfig(BaseModel):
     repeat: int = Field(1, ge=1, le=100)
     deterministic: bool = False
     latency_steps: int = Field(200, ge=0, le=100_000)
+    profile_steps: int = Field(0, ge=0, le=10_000)
     log_every: int = Field(1, ge=1)
     val_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)
     test_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)
@@ -257,6 +260,10 @@ class RunConfig(BaseModel):
             raise ConfigError("log_every", f"must be between 1 and the run's {total_steps} training steps "
                                            f"({self.epochs} epoch(s) x {n_train // self.batch_size} steps), or the loss "
                                            f"curve would be empty (got {self.log_every})")
+        if self.profile_steps > n_train // self.batch_size:
+            raise ConfigError("profile_steps", f"must be at most the {n_train // self.batch_size} steps one epoch has "
+                                               f"({n_train} training samples / batch {self.batch_size}; got "
+                                               f"{self.profile_steps}): lower it, or the batch size, or use more data")
         if self.threads is not None:
             from .bench import usable_cores  # noqa: PLC0415 (bench imports numpy; validation of threads only)
 

@@ -200,6 +200,9 @@ class Finished(Event):
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     time_s: float = 0.0
+    #: ``profiling.Profile.to_dict()`` when the run was profiled (``RunConfig.profile_steps``), else
+    #: ``None`` (not asked for, or the profiler failed: ``notes["profile"]`` says why).
+    profile: dict[str, Any] | None = None
 
 
 @dataclass

@@ -131,6 +131,9 @@ class Profile:
         native: the native trace files.
         step_events: one step's trace events (see :class:`RawProfile`).
         notes: what the reader must know.
+        step_events_file: where a child wrote ``step_events`` (``{"traceEvents": [...]}``), which it then
+            leaves out of the event it sends.
+        trace_dir: the run's trace folder (``<traces>/<run_id>/`` once stored).
     """
 
     framework: str
@@ -144,6 +147,8 @@ class Profile:
     native: list[str] = field(default_factory=list)
     step_events: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    step_events_file: str | None = None
+    trace_dir: str | None = None
 
     @property
     def adds_up(self) -> bool:
@@ -163,6 +168,7 @@ class Profile:
             "framework": self.framework, "steps": self.steps, "rows": self.rows, "step_ms": self.step_ms,
             "unprofiled_step_ms": self.unprofiled_step_ms, "ops_ms": self.ops_ms, "device": self.device,
             "unmapped": self.unmapped, "native": self.native, "step_events": self.step_events, "notes": self.notes,
+            "step_events_file": self.step_events_file, "trace_dir": self.trace_dir,
         }  # fmt: skip
 
     @classmethod
@@ -341,3 +347,93 @@ def profile_steps(framework: str, trainer, bundle, steps: int, out_dir: str | Pa
     if len(profiled) != steps:
         raise RuntimeError(f"{framework}'s profile ran {len(profiled)} steps, not the {steps} asked for")
     return normalize(framework, raw, steps, profiled, unprofiled)
+
+
+# ---------------------------------------------------------------------------- reading and merging
+
+
+def category_frame(profiles: dict[str, Profile | dict]):
+    """Milliseconds per step by category, one row per run label (a ``pandas.DataFrame``): the columns
+    of :data:`CATEGORIES` plus ``step_ms`` (profiled) and ``unprofiled_step_ms`` [ms]. What
+    ``ProfileView`` stacks and ``mlx-explore profile`` prints."""
+    import pandas as pd
+
+    rows = {}
+    for label, p in profiles.items():
+        p = p if isinstance(p, Profile) else Profile.from_dict(p)
+        rows[label] = {**p.by_category(), "step_ms": p.step_ms, "unprofiled_step_ms": p.unprofiled_step_ms}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*CATEGORIES, "step_ms", "unprofiled_step_ms"])
+
+
+def step_events(profile: Profile | dict) -> list[dict]:
+    """The one-step trace events of a profile: its ``step_events``, else read from its
+    ``step_events_file`` (``[]`` when that file is gone)."""
+    import json
+
+    p = profile if isinstance(profile, Profile) else Profile.from_dict(profile)
+    if p.step_events:
+        return p.step_events
+    if p.step_events_file and Path(p.step_events_file).is_file():
+        return json.loads(Path(p.step_events_file).read_text()).get("traceEvents", [])
+    return []
+
+
+def merge_traces(steps: dict[str, list[dict]], path: str | Path) -> Path:
+    """Write one Chrome Trace Event Format JSON file holding one profiled step of each run, one process
+    track per run (named by its label), every step starting at time 0: opens in Perfetto UI
+    (https://ui.perfetto.dev, "Open trace file"; it runs in the browser, nothing is uploaded) or in
+    Chromium's ``chrome://tracing``. Format:
+    https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
+
+    Args:
+        steps: run label -> that run's one-step events (``RawProfile.step_events``).
+        path: the file to write (its folder is created).
+
+    Returns:
+        the path written.
+    """
+    import json
+
+    out: list[dict] = []
+    for pid, (label, events) in enumerate(steps.items(), start=1):
+        out.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": label}})
+        out.append({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})
+        tids: dict[Any, int] = {}
+        for e in events:
+            if e.get("ph", "X") != "X":
+                continue
+            tid = tids.setdefault(e.get("tid", 0), len(tids) + 1)
+            out.append({"ph": "X", "pid": pid, "tid": tid, "name": str(e.get("name", "?")), "ts": float(e.get("ts", 0.0)),
+                        "dur": float(e.get("dur", 0.0)), **({"args": e["args"]} if e.get("args") else {})})  # fmt: skip
+        for original, tid in tids.items():
+            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": str(original)}})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"traceEvents": out, "displayTimeUnit": "ms"}))
+    return path
+
+
+def load(db: str | Path | None = None, *, run_ids=None, framework=None, model=None, dataset=None) -> dict[str, Profile]:
+    """Stored profiles (``results.load_profiles`` and ``load_profile_runs``) as :class:`Profile` objects,
+    keyed ``"<framework>/<mode> #<run_id>"``, oldest run first. Filters as in ``results.load_curves``.
+
+    Raises:
+        results.StoreError: the store cannot be read.
+    """
+    from .results import load_profile_runs, load_profiles
+
+    runs = load_profile_runs(db, run_ids=run_ids, framework=framework, model=model, dataset=dataset)
+    ops = load_profiles(db, run_ids=list(runs["run_id"]) if len(runs) else [-1])
+    out: dict[str, Profile] = {}
+    for r in runs.itertuples(index=False):
+        rows = ops[ops["run_id"] == r.run_id]
+        table = [{"op": o.op, "category": o.category, "calls_per_step": o.calls_per_step,
+                  "self_ms_per_step": o.self_ms_per_step, "share_of_step": o.share_of_step}
+                 for o in rows.itertuples(index=False)]  # fmt: skip
+        step_file = Path(r.trace_dir) / "step_events.json" if isinstance(r.trace_dir, str) else None
+        out[f"{r.framework}/{r.mode} #{r.run_id}"] = Profile(
+            framework=r.framework, steps=int(r.steps), rows=table, step_ms=r.step_ms, unprofiled_step_ms=r.unprofiled_step_ms,
+            ops_ms=r.ops_ms, device=r.device, unmapped=r.unmapped, native=r.native, notes=r.notes,
+            step_events_file=str(step_file) if step_file else None, trace_dir=r.trace_dir,
+        )  # fmt: skip
+    return out

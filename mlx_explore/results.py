@@ -53,14 +53,14 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from .jsonable import jsonable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ENV_VAR = "MLX_EXPLORE_DB"
 MAX_LAST = 2**63 - 1  # the largest ``last`` load_runs takes: SQLite's LIMIT is a signed 64-bit integer
 
@@ -69,6 +69,21 @@ _BUSY_MS = 60_000
 _ATTEMPTS = 5  # tries of a write that fails with "database is locked" despite the busy timeout
 _ELSEWHERE = f"pass --db PATH / set {ENV_VAR} to use another file"
 _AVOID = f"Nothing was changed. Move the file aside, or {_ELSEWHERE}."
+
+#: Version 2: a run's profile (``profiling.Profile``): its normalized op table, one row per op, and one
+#: summary row per profiled run.
+_PROFILE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS profiles (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        op TEXT, category TEXT, calls_per_step REAL, self_ms_per_step REAL, share_of_step REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS profiles_run ON profiles(run_id)",
+    """CREATE TABLE IF NOT EXISTS profile_runs (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        steps INTEGER, step_ms REAL, unprofiled_step_ms REAL, ops_ms REAL, device TEXT, trace_dir TEXT,
+        native TEXT, unmapped TEXT, notes TEXT
+    )""",
+)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS comparisons (
@@ -109,11 +124,7 @@ _SCHEMA = (
         epoch INTEGER, train_loss REAL, val_loss REAL, val_accuracy REAL, time_s REAL
     )""",
     "CREATE INDEX IF NOT EXISTS epochs_run ON epochs(run_id)",
-    """CREATE TABLE IF NOT EXISTS profiles (
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        name TEXT, calls INTEGER, self_ms REAL, total_ms REAL, device TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS profiles_run ON profiles(run_id)",
+    *_PROFILE_SCHEMA,
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 )
 
@@ -122,6 +133,10 @@ _RUN_BASE = ("run_id", "comparison_id", "created_at", "framework", "mode", "repe
 _RUN_JSON = ("versions", "flags", "notes", "config", "env")
 _RUN_COLUMNS = (*_RUN_BASE, *_RUN_JSON, "error_tail")
 _CURVE_COLUMNS = ("run_id", "framework", "mode", "repeat", "step", "epoch", "loss", "time_s")
+_PROFILE_COLUMNS = ("run_id", "framework", "mode", "repeat", "op", "category", "calls_per_step", "self_ms_per_step",
+                    "share_of_step")  # fmt: skip
+_PROFILE_RUN_COLUMNS = ("run_id", "framework", "mode", "repeat", "steps", "step_ms", "unprofiled_step_ms", "ops_ms",
+                        "device", "trace_dir", "native", "unmapped", "notes")  # fmt: skip
 _EPOCH_COLUMNS = ("run_id", "framework", "mode", "repeat", "epoch", "train_loss", "val_loss", "val_accuracy", "time_s")
 
 
@@ -187,8 +202,7 @@ class ResultsStore:
                 raise _write_error(self.path, e, "opening it", opening=True) from e
             # Either way a write transaction: a store this process cannot write is refused now, not after a
             # comparison has run. ``DELETE ... WHERE 0`` takes the write lock and changes nothing.
-            self._write(self._create_schema if fresh else (lambda c: c.execute("DELETE FROM meta WHERE 0")),
-                        "opening it", opening=True)  # fmt: skip
+            self._write(self._create_schema if fresh else self._upgrade, "opening it", opening=True)
         except BaseException:
             self._conn.close()
             raise
@@ -201,6 +215,28 @@ class ResultsStore:
         meta = {"schema_version": str(SCHEMA_VERSION), "created_by": _CREATED_BY, "created_at": _now()}
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # part of the transaction
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION` (inside the opening write transaction, which
+        also proves the store writable). Version 1 -> 2: its ``profiles`` table (never filled by
+        mlx-explore 1) is kept as ``profiles_v1`` if it holds rows, else dropped; the profile tables of
+        version 2 are made."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            conn.execute("DELETE FROM meta WHERE 0")  # takes the write lock, changes nothing
+            return
+        if version == 1:
+            columns = [r[1] for r in conn.execute("PRAGMA table_info(profiles)")]
+            if "op" not in columns:
+                if conn.execute("SELECT count(*) FROM profiles").fetchone()[0]:
+                    conn.execute("ALTER TABLE profiles RENAME TO profiles_v1")
+                    conn.execute("DROP INDEX IF EXISTS profiles_run")
+                else:
+                    conn.execute("DROP TABLE profiles")
+            for statement in _PROFILE_SCHEMA:
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any], doing: str, *, opening: bool = False) -> Any:
         """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE ... COMMIT`` transaction, rolled back on any error;
@@ -298,21 +334,38 @@ class ResultsStore:
 
         return self._write(insert, f"storing the {framework} run of comparison {comparison_id}")
 
-    def add_profile(self, run_id: int, rows: Iterable[dict]) -> None:
-        """Record a run's profiler table in one transaction: per op ``name``, ``calls``, ``self_ms`` and
-        ``total_ms`` [ms], ``device``; a missing key is stored as NULL.
+    def add_profile(self, run_id: int, profile: dict) -> None:
+        """Record a run's profile in one transaction: its op table and its summary.
+
+        Args:
+            run_id: the profiled run.
+            profile: ``profiling.Profile.to_dict()``: ``rows`` (dicts with ``op``, ``category``,
+                ``calls_per_step``, ``self_ms_per_step`` [ms], ``share_of_step`` [0-1]), ``steps``,
+                ``step_ms`` and ``unprofiled_step_ms`` [ms], ``ops_ms`` [ms], ``device``; optional
+                ``trace_dir`` (the folder of the run's traces), ``native`` (trace files), ``unmapped``
+                (op names no category rule maps) and ``notes``. A run has at most one profile.
 
         Raises:
-            ValueError: no run ``run_id``, or ``calls``/``self_ms``/``total_ms`` is not a number.
+            ValueError: no run ``run_id``, the run already has a profile, a row without ``op`` or
+                ``category``, or a figure that is not a number. Nothing was stored.
             StoreWriteError: the store could not be written; nothing of this profile was stored.
         """
         run_id = int(run_id)
-        values = [(run_id, r.get("name"), _int(r.get("calls")), _num(r.get("self_ms")), _num(r.get("total_ms")),
-                   r.get("device")) for r in rows]  # fmt: skip
+        try:
+            values = [(run_id, str(r["op"]), str(r["category"]), _num(r.get("calls_per_step")),
+                       _num(r.get("self_ms_per_step")), _num(r.get("share_of_step"))) for r in profile["rows"]]  # fmt: skip
+        except KeyError as e:
+            raise ValueError(f"profile rows: every row needs 'op' and 'category' (missing {e})") from None
+        summary = (run_id, _int(profile.get("steps")), _num(profile.get("step_ms")), _num(profile.get("unprofiled_step_ms")),
+                   _num(profile.get("ops_ms")), profile.get("device"), profile.get("trace_dir"),
+                   _json(profile.get("native") or []), _json(profile.get("unmapped") or []), _json(profile.get("notes") or []))  # fmt: skip
 
         def insert(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise ValueError(f"no run {run_id} in {self.path}")
+            if conn.execute("SELECT 1 FROM profile_runs WHERE run_id = ?", (run_id,)).fetchone() is not None:
+                raise ValueError(f"run {run_id} in {self.path} already has a profile")
+            conn.execute("INSERT INTO profile_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", summary)
             conn.executemany("INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?)", values)
 
         self._write(insert, f"storing the profile of run {run_id}")
@@ -396,6 +449,46 @@ def load_epochs(db: str | Path | None = None, *, run_ids=None, model=None, datas
     errors as in :func:`load_curves`."""
     return _long(db, "epochs", _EPOCH_COLUMNS, "epoch", run_ids=run_ids, model=model, dataset=dataset,
                  framework=framework, status=status, since=since)  # fmt: skip
+
+
+def load_profiles(db: str | Path | None = None, *, run_ids=None, model=None, dataset=None, framework=None, status=None,
+                  since=None) -> pd.DataFrame:  # fmt: skip
+    """Profiled runs' op tables (``profiling.py``): columns ``run_id``, ``framework``, ``mode``, ``repeat``,
+    ``op`` (the framework's own name), ``category`` (``profiling.CATEGORIES``), ``calls_per_step``,
+    ``self_ms_per_step`` [ms], ``share_of_step`` [0-1 of the profiled step time], ordered by run, then
+    largest op first. Filters, reading and errors as in :func:`load_curves`; a store without
+    profiles (or from before they existed) gives an empty frame."""
+    cols = _PROFILE_COLUMNS
+    df = _profile_query(db, "profiles", cols, "t.self_ms_per_step DESC", run_ids=run_ids, model=model, dataset=dataset,
+                        framework=framework, status=status, since=since)  # fmt: skip
+    return df.astype({c: float for c in ("calls_per_step", "self_ms_per_step", "share_of_step")})
+
+
+def load_profile_runs(db: str | Path | None = None, *, run_ids=None, model=None, dataset=None, framework=None,
+                      status=None, since=None) -> pd.DataFrame:  # fmt: skip
+    """One row per profiled run: ``run_id``, ``framework``, ``mode``, ``repeat``, ``steps`` (profiled),
+    ``step_ms`` (median profiled step) and ``unprofiled_step_ms`` (the same steps without the profiler)
+    [ms], ``ops_ms`` (the ops' self time per step) [ms], ``device`` (``cpu``, or ``gpu`` for device
+    kernels), ``trace_dir`` (the run's trace folder), and lists ``native`` (trace files), ``unmapped``
+    (op names no rule maps) and ``notes``. Filters and errors as in :func:`load_curves`."""
+    df = _profile_query(db, "profile_runs", _PROFILE_RUN_COLUMNS, "t.run_id", run_ids=run_ids, model=model,
+                        dataset=dataset, framework=framework, status=status, since=since)  # fmt: skip
+    for c in ("native", "unmapped", "notes"):
+        df[c] = [json.loads(v) if isinstance(v, str) else [] for v in df[c]]
+    return df.astype({c: float for c in ("step_ms", "unprofiled_step_ms", "ops_ms")})
+
+
+def _profile_query(db, table: str, columns: tuple[str, ...], order: str, **filters) -> pd.DataFrame:
+    path = _resolve(db)
+    tables = _query(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+    if tables is None or tables.empty or table == "profiles" and _query(
+            path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'profile_runs'", []).empty:  # fmt: skip
+        return pd.DataFrame(columns=list(columns))  # no store, or one from before profiles (schema 1)
+    where, params = _where(**filters)
+    select = ", ".join(("r." if c in ("framework", "mode", "repeat") else "t.") + c for c in columns)
+    sql = f"SELECT {select} FROM {table} t JOIN runs r ON r.id = t.run_id{where} ORDER BY t.run_id, {order}"
+    df = _query(path, sql, params)
+    return pd.DataFrame(columns=list(columns)) if df is None else df
 
 
 def _long(db, table: str, columns: tuple[str, ...], order: str, **filters) -> pd.DataFrame:

@@ -11,8 +11,10 @@ model is ``comparison.py``; the environment recorded and given to children is ``
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -52,7 +54,16 @@ class ComparisonInterrupted(KeyboardInterrupt):
         self.comparison = comparison
 
 
-def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | None = None, **kwargs: Any) -> Iterator[Event]:
+def default_trace_root(db: str | Path | None = None) -> Path:
+    """Where profiled runs keep their traces: ``traces/`` beside the results store (``db``, default
+    ``results.default_path()``), e.g. ``~/.mlx_explore/traces/``; a stored run's are in ``<root>/<run_id>/``."""
+    from .results import default_path
+
+    return (Path(db).expanduser() if db is not None else default_path()).parent / "traces"
+
+
+def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | None = None,
+                 trace_dir: str | Path | None = None, **kwargs: Any) -> Iterator[Event]:  # fmt: skip
     """Run the comparison and yield its events as they happen.
 
     Every event carries ``framework``, ``mode`` and ``repeat`` (``comparison.plan``). Closing the
@@ -62,6 +73,8 @@ def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | Non
         config: a :class:`RunConfig`; or give its fields as keyword arguments instead.
         stop: set it (from any thread: a Stop button) to end the comparison: the running child is
             killed within about 0.1 s and reported ``interrupted``, later runs do not start.
+        trace_dir: the traces folder of profiled runs (``config.profile_steps``; default
+            :func:`default_trace_root`); each run writes into ``<trace_dir>/pending/<stamp>-<run>/``.
 
     Yields:
         per run: ``Started``, ``Step``/``Epoch`` events, then ``Finished`` or ``Failed``; or a
@@ -91,7 +104,11 @@ def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | Non
                 reason = f"not installed ({', '.join(missing)}); pip install 'mlx-explore[{name}]'"
                 yield Skipped(name, mode, repeat, status="skipped", reason=reason)
                 continue
-            yield from run_child(name, mode, repeat, path, config, stop)
+            traces = None
+            if config.profile_steps:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                traces = Path(trace_dir or default_trace_root()) / "pending" / f"{stamp}-{os.getpid()}-{name}-{mode}-{repeat}"
+            yield from run_child(name, mode, repeat, path, config, stop, traces)
 
 
 def compare(
@@ -102,6 +119,7 @@ def compare(
     db: str | Path | None = None,
     stop: threading.Event | None = None,
     tags: dict | None = None,
+    trace_dir: str | Path | None = None,
     **kwargs: Any,
 ) -> Comparison:
     """Run a comparison to the end and return its results; each run is written to the results
@@ -125,6 +143,9 @@ def compare(
         tags: JSON-able labels stored with the comparison and each of its runs, as the stored
             config's ``tags`` entry (the standard suite, ``suite.py``, marks its runs this way);
             ``None``: no ``tags`` entry.
+        trace_dir: the traces folder of profiled runs (``profile_steps`` > 0); default ``traces/``
+            beside the store (:func:`default_trace_root`). A stored run's traces are moved to
+            ``<trace_dir>/<run_id>/`` and its op table is stored with it (``results.load_profiles``).
 
     Returns:
         :class:`Comparison` with one record per run of ``plan(config)`` that started, whatever its status.
@@ -151,7 +172,10 @@ def compare(
             sink = _StoreSink(db, config, tags)  # an unusable store fails here, before anything runs
             comparison.db = str(sink.path)
         comparison.env = environment()
-        events = iter_compare(config, stop=stop)
+        traces = Path(trace_dir).expanduser() if trace_dir is not None else default_trace_root(sink.path if sink else None)
+        if sink is not None:
+            sink.traces = traces
+        events = iter_compare(config, stop=stop, trace_dir=traces)
         try:
             for event in events:
                 rec = collect(event)
@@ -193,6 +217,7 @@ class _StoreSink:
         self.tags = {"tags": jsonable(tags)} if tags is not None else {}
         self.comparison_id: int | None = None
         self.error: str | None = None
+        self.traces: Path | None = None
 
     def add(self, rec: RunRecord, env: dict) -> None:
         from .results import StoreWriteError
@@ -203,11 +228,43 @@ class _StoreSink:
             if self.comparison_id is None:
                 self.comparison_id = self.store.begin_comparison(self.config.model_dump(mode="json") | self.tags, env)
             rec.run_id = self.store.add_run(self.comparison_id, _store_row(self.config, rec, self.tags))
+            if rec.profile is not None and self.traces is not None:
+                rec.profile = _file_traces(rec.profile, self.traces / str(rec.run_id))
+                self.store.add_profile(rec.run_id, rec.profile)
         except StoreWriteError as exc:
             self.error = str(exc)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _file_traces(profile: dict, target: Path) -> dict:
+    """Move a profiled run's trace folder (where its child wrote it, ``pending/...``) to ``target``
+    (``<traces>/<run_id>``) and point the profile's paths there. A folder that cannot be moved stays
+    where it is, and the profile says so."""
+    import shutil
+
+    profile = dict(profile)
+    source = Path(profile["trace_dir"]) if profile.get("trace_dir") else None
+    file = profile.get("step_events_file")
+    if source is None or not source.is_dir():
+        return profile
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+    except OSError as exc:
+        profile["notes"] = [*profile.get("notes", []), f"traces left in {source}: could not move them to {target} ({exc})"]
+        profile["trace_dir"] = str(source)
+        return profile
+
+    def moved(p: str) -> str:
+        return str(target / Path(p).relative_to(source)) if Path(p).is_relative_to(source) else p
+
+    profile["native"] = [moved(p) for p in profile.get("native", [])]
+    if file:
+        profile["step_events_file"] = moved(file)
+    profile["trace_dir"] = str(target)
+    return profile
 
 
 def _end_unfinished(collect: Collector, sink: _StoreSink | None, env: dict, status: str, reason: str) -> None:

@@ -159,7 +159,8 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         settle()
         metrics, notes = fit(trainer, bundle, emit, _clock, flush)
         metrics.update(import_s=import_s, n_params=bundle.spec.n_params())
-        emit(Finished(framework, device=trainer.device, metrics=metrics, notes=notes, time_s=_clock()))
+        profile = profile_phase(framework, trainer, bundle, notes)
+        emit(Finished(framework, device=trainer.device, metrics=metrics, notes=notes, time_s=_clock(), profile=profile))
         return 0
     except DeviceUnavailable as exc:
         emit(Skipped(framework, status="skipped", reason=str(exc)))
@@ -171,6 +172,38 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         emit(Failed(framework, status="failed", reason=f"{type(exc).__name__}: {exc}".strip()[:500],
                     error_tail=tail(traceback.format_exc()), time_s=_clock()))  # fmt: skip
         return 1
+
+
+#: The folder a profiled run writes its traces to (set by the runner, ``child.run_child``).
+TRACE_DIR_VAR = "MLX_EXPLORE_TRACE_DIR"
+
+
+def profile_phase(framework: str, trainer, bundle, notes: dict) -> dict | None:
+    """Phase 6, after every measured phase: ``config.profile_steps`` steps under the framework's own
+    profiler (``profiling.profile_steps``), traces into ``$MLX_EXPLORE_TRACE_DIR``. Returns
+    ``Profile.to_dict()`` without the one-step trace events (written to ``step_events.json`` in the
+    trace folder instead), or ``None`` when not asked for or when profiling failed: then
+    ``notes["profile"]`` says why and every measured figure of the run stands."""
+    steps = bundle.config.profile_steps
+    if not steps:
+        return None
+    out_dir = os.environ.get(TRACE_DIR_VAR)
+    if not out_dir:
+        notes["profile"] = f"not profiled: no trace folder given (${TRACE_DIR_VAR})"
+        return None
+    try:
+        from . import profiling
+
+        result = profiling.profile_steps(framework, trainer, bundle, steps, out_dir).to_dict()
+        events = result.pop("step_events")
+        path = os.path.join(out_dir, "step_events.json")
+        with open(path, "w") as f:
+            json.dump({"traceEvents": events}, f)
+        result["step_events_file"], result["trace_dir"] = path, out_dir
+        return result
+    except Exception as exc:  # noqa: BLE001 - a profiler that fails costs the profile, never the run
+        notes["profile"] = f"not profiled: {type(exc).__name__}: {exc}"[:500]
+        return None
 
 
 def _process_flags() -> dict:

@@ -82,6 +82,7 @@ FIELD_VALUES = {
     "repeat": any_int,
     "deterministic": st.one_of(st.booleans(), any_value),
     "latency_steps": any_int,
+    "profile_steps": any_int,
     "log_every": any_int,
     "val_fraction": any_float,
     "test_fraction": any_float,

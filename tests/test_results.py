@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from mlx_explore import results
-from mlx_explore.results import SCHEMA_VERSION, ResultsStore, StoreError, load_curves, load_epochs, load_runs
+from mlx_explore.results import (SCHEMA_VERSION, ResultsStore, StoreError, load_curves, load_epochs, load_profile_runs,
+                                 load_profiles, load_runs)
 
 CONFIG = {"model": "mlp", "dataset": "digits", "epochs": 2, "lr": 0.1}
 ENV = {"python": "3.11", "cpu": "x86_64"}
@@ -123,14 +124,54 @@ def test_add_run_is_one_transaction(db):
     assert len(load_curves(db)) == 8
 
 
-def test_add_profile(db):
+def test_add_profile_and_load_it_back(db):
+    profile = {"steps": 5, "step_ms": 2.0, "unprofiled_step_ms": 1.8, "ops_ms": 1.5, "device": "cpu", "trace_dir": "/t/1",
+               "native": ["/t/1/trace.json"], "unmapped": ["weird_op"], "notes": ["a note"],
+               "rows": [{"op": "aten::addmm", "category": "matmul", "calls_per_step": 3, "self_ms_per_step": 1.5,
+                         "share_of_step": 0.75},
+                        {"op": "(unaccounted step time)", "category": "framework overhead", "calls_per_step": 1,
+                         "self_ms_per_step": 0.5, "share_of_step": 0.25}]}  # fmt: skip
     with ResultsStore(db) as store:
-        store.add_profile(1, [{"name": "matmul", "calls": 3, "self_ms": 1.5, "total_ms": 2.0, "device": "cpu"},
-                              {"name": "relu"}])  # fmt: skip
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT run_id, name, calls, self_ms, total_ms, device FROM profiles").fetchall()
+        store.add_profile(1, profile)
+        with pytest.raises(ValueError, match="already has a profile"):
+            store.add_profile(1, profile)
+        with pytest.raises(ValueError, match="'op' and 'category'"):
+            store.add_profile(2, {**profile, "rows": [{"op": "x"}]})
+    ops = load_profiles(db)
+    assert ops[["run_id", "framework", "op", "category"]].values.tolist() == [
+        [1, "torch", "aten::addmm", "matmul"], [1, "torch", "(unaccounted step time)", "framework overhead"]]
+    assert ops["self_ms_per_step"].tolist() == [1.5, 0.5] and ops["share_of_step"].sum() == 1.0
+    runs = load_profile_runs(db)
+    assert runs[["run_id", "steps", "step_ms", "unprofiled_step_ms", "device", "trace_dir"]].values.tolist() == [
+        [1, 5, 2.0, 1.8, "cpu", "/t/1"]]
+    assert runs.loc[0, "unmapped"] == ["weird_op"] and runs.loc[0, "native"] == ["/t/1/trace.json"]
+    assert load_profiles(db, framework="jax").empty and list(load_profiles(db, framework="jax").columns) == list(ops.columns)
+
+
+def test_a_schema_1_store_is_upgraded_on_opening_and_read_before(tmp_path):
+    """A store made by mlx-explore 1 (schema 1: a ``profiles`` table that nothing filled) reads as having no
+    profiles; opening it for writing moves it to schema 2, keeping every run."""
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in results._SCHEMA:
+        if "profile" not in statement:
+            conn.execute(statement)
+    conn.execute("CREATE TABLE profiles (run_id INTEGER, name TEXT, calls INTEGER, self_ms REAL, total_ms REAL, device TEXT)")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("created_by", "mlx-explore"), ("schema_version", "1")])
+    conn.execute("INSERT INTO comparisons (config, env, created_at) VALUES ('{}', '{}', '2026-01-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO runs (comparison_id, created_at, framework, status) VALUES (1, '2026-01-01T00:00:00+00:00', 'jax', 'ok')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
     conn.close()
-    assert rows == [(1, "matmul", 3, 1.5, 2.0, "cpu"), (1, "relu", None, None, None, None)]
+    assert load_profiles(path).empty and load_profile_runs(path).empty  # read as it is: nothing changed
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    with ResultsStore(path) as store:
+        store.add_profile(1, {"steps": 1, "step_ms": 1.0, "rows": [{"op": "dot", "category": "matmul"}]})
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+    conn.close()
+    assert load_profiles(path)["op"].tolist() == ["dot"] and load_runs(path)["framework"].tolist() == ["jax"]
 
 
 def test_wal_and_schema_version(db):
@@ -282,7 +323,7 @@ def test_bad_values_are_refused_before_anything_is_stored(db):
         with pytest.raises(ValueError, match=r"run\['framework'\]: expected text"):
             store.add_run(1, {**make_run("tensorflow"), "framework": None})
         with pytest.raises(ValueError, match="no run 99"):
-            store.add_profile(99, [{"name": "matmul", "calls": 1}])
+            store.add_profile(99, {"rows": [{"op": "matmul", "category": "matmul"}]})
         run = make_run("tensorflow")
         run["repeat"] = np.int64(3)  # NumPy integers are stored as ints
         store.add_run(1, run)

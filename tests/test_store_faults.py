@@ -212,7 +212,7 @@ def stored(path: Path) -> tuple[list[str], dict[int, int], dict[int, int]]:
 def test_disk_filling_during_a_comparison_keeps_the_finished_runs(full_disk_dir):
     path = full_disk_dir / "results.db"
     ballast = full_disk_dir / "ballast"
-    ballast.write_bytes(b"\0" * 16384)  # given back at the end to show the store is still sound
+    ballast.write_bytes(b"\0" * 65536)  # given back at the end to show the store is still sound
     store = ResultsStore(path)
     try:
         cid = store.begin_comparison(CONFIG, {})
@@ -240,7 +240,8 @@ def test_disk_filling_during_a_comparison_keeps_the_finished_runs(full_disk_dir)
         with pytest.raises(StoreWriteError, match="disk is full"):
             store.begin_comparison({**CONFIG, "model": "cnn"}, {"big": "x" * 100_000})
         with pytest.raises(StoreWriteError, match="disk is full") as info:
-            store.add_profile(1, [{"name": f"op{i}", "calls": i, "self_ms": 1.0} for i in range(5000)])
+            store.add_profile(1, {"rows": [{"op": f"op{i}", "category": "other", "calls_per_step": i, "self_ms_per_step": 1.0}
+                                           for i in range(5000)]})  # fmt: skip
         assert info.value.reason == "disk full"
     finally:
         store.close()
