@@ -406,6 +406,59 @@ def sweep_findings(table: pd.DataFrame) -> list[str]:
     return out
 
 
+def profile_findings(profiles: Mapping[int, Mapping[str, object]]) -> list[str]:
+    """What profiles of the same model at several batch sizes show (``profiling.Profile`` objects or
+    their dicts, ``{batch_size: {run label: profile}}``, e.g. ``{bs: comparison.profiles}``): per batch
+    size, each run's largest part of a step and its share; per run, how the shares of framework
+    overhead and matmul move from the smallest to the largest batch; how much the profiler itself
+    slowed each run's steps; op names no category rule maps.
+
+    Returns:
+        Markdown sentences; empty when there is no profile.
+    """
+    from .profiling import Profile
+
+    def prof(p) -> Profile:
+        return p if isinstance(p, Profile) else Profile.from_dict(p)
+
+    def shares(p: Profile) -> dict[str, float]:
+        return {c: v / p.step_ms for c, v in p.by_category().items()} if p.step_ms else {}
+
+    data = {bs: {label: prof(p) for label, p in runs.items()} for bs, runs in sorted(profiles.items()) if runs}
+    if not data:
+        return []
+    out = []
+    for bs, runs in data.items():
+        parts = []
+        for label, p in runs.items():
+            sh = shares(p)
+            top = max(sh, key=sh.get)
+            parts.append(f"{label}: {top} ({sh[top]:.0%} of {_fmt(p.step_ms)} ms)")
+        out.append(f"At batch {bs}, the largest part of a profiled step is " + "; ".join(parts) + ".")
+    sizes = list(data)
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+        for label in data[lo]:
+            if label not in data[hi]:
+                continue
+            a, b = shares(data[lo][label]), shares(data[hi][label])
+            if not a or not b:
+                continue
+            out.append(f"{label}: from batch {lo} to batch {hi}, framework overhead goes from {a['framework overhead']:.0%} "
+                       f"to {b['framework overhead']:.0%} of a step and matmul from {a['matmul']:.0%} to {b['matmul']:.0%}.")
+    slow = {label: p.step_ms / p.unprofiled_step_ms for runs in data.values() for label, p in runs.items()
+            if p.unprofiled_step_ms}  # fmt: skip
+    if slow:
+        lo_run, hi_run = min(slow, key=slow.get), max(slow, key=slow.get)
+        out.append(f"The profiler itself made steps {slow[lo_run]:.2f}x ({lo_run}) to {slow[hi_run]:.2f}x ({hi_run}) as "
+                   f"long as without it: shares are of the profiled step, and the throughput figures are measured without it.")
+    unmapped = sorted({n for runs in data.values() for p in runs.values() for n in p.unmapped})
+    if unmapped:
+        out.append(f"Op names no category rule maps (counted as other): {', '.join(unmapped[:12])}"
+                   + (f" and {len(unmapped) - 12} more." if len(unmapped) > 12 else "."))
+    return out
+
+
 def markdown(lines: Iterable[str]) -> str:
     """Findings as a Markdown bullet list (for ``IPython.display.Markdown``)."""
     return "\n".join(f"- {line}" for line in lines)
@@ -413,5 +466,5 @@ def markdown(lines: Iterable[str]) -> str:
 
 __all__ = [
     "BEST_CSS", "COLUMN_DOCS", "HEADLINE", "METRIC_DOCS", "TABLE_COLUMNS", "Column", "best_values", "findings", "markdown",
-    "parity_findings", "results_table", "runtime_table", "styled", "sweep_findings", "sweep_frame",
+    "parity_findings", "profile_findings", "results_table", "runtime_table", "styled", "sweep_findings", "sweep_frame",
 ]  # fmt: skip

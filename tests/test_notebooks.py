@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled", "05_decision_guide"]
+NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled", "05_decision_guide",
+         "06_profiler"]  # fmt: skip
 FRAMEWORK_PACKAGES = ("torch", "jax", "flax", "optax", "tensorflow", "keras", "scikit-learn")
 
 #: What CI runs: small and fast (each notebook in well under a minute on 2 CPU cores).
@@ -33,9 +35,11 @@ SMALL = {
     "04_eager_vs_compiled": dict(batch_sizes=[16, 128], n_samples=2000, hidden=[32], epochs=1),
     # ranks a stored suite (``db``: a copy of ``conftest.suite_store``, set by its own test below)
     "05_decision_guide": dict(run_suite=False),
+    # eager: no torch.compile in CI; 2800 training samples give 10 steps an epoch at batch 256
+    "06_profiler": dict(batch_sizes=[16, 256], n_samples=4000, n_features=64, hidden=[64], steps=5, mode="eager"),
 }
 #: Notebooks run by a test of their own, not by ``test_notebook_runs_top_to_bottom``.
-RUN_ALONE = ("05_decision_guide",)
+RUN_ALONE = ("05_decision_guide", "06_profiler")
 
 
 def _load_badges():
@@ -72,7 +76,7 @@ def setup_cell(nb):
 # ------------------------------------------------------------------------------------ structure
 
 
-def test_the_notebooks_are_the_five_of_the_issue():
+def test_the_notebooks_are_those_of_the_issues():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
     assert set(SMALL) == set(NAMES)
 
@@ -296,3 +300,42 @@ def test_decision_guide_notebook_ranks_a_stored_suite(tmp_path, suite_store):
     assert widgets_shown, "the DecisionGuide is displayed"
     audit = guide.audit_claims(rec.evidence)
     assert any(all(v in h for v in set(audit["verdict"])) for h in html), "the claims audit table is shown"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_profiler_notebook_profiles_every_framework_at_two_batch_sizes(tmp_path, results_db):
+    """Notebook 06: every framework profiled at both batch sizes, the per-category tables and the
+    ProfileViews shown, the findings computed from this run's profiles, the merged trace written."""
+    import papermill as pm
+
+    from mlx_explore import profiling, report
+    from mlx_explore.results import load_profile_runs
+
+    out = tmp_path / "06_profiler.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "06_profiler.ipynb"), str(out), parameters=SMALL["06_profiler"], cwd=str(NOTEBOOKS),
+                        kernel_name="python3", progress_bar=False)  # fmt: skip
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    md, streams = _outputs(nb)
+    text, printed = "\n".join(md), "".join(streams)
+    assert "batch 16: 4 of 4 runs profiled" in printed and "batch 256: 4 of 4 runs profiled" in printed, printed
+    stored = load_profile_runs(results_db)
+    assert sorted(stored["framework"]) == sorted(["torch", "jax", "tensorflow", "sklearn"] * 2)
+    # the findings are those of the stored profiles: the first sentence names each run's largest category
+    first = {}
+    for label, p in profiling.load(results_db).items():
+        first.setdefault(label.split("/")[0], []).append(p)
+    for fw, (small, _) in first.items():
+        cats = small.by_category()
+        top = max(cats, key=cats.get)
+        assert f"{fw}: {top} (" in text, (fw, top, text)
+    assert "At batch 16, the largest part of a profiled step is" in text and "At batch 256" in text
+    assert "framework overhead goes from" in text and "The profiler itself made steps" in text
+    assert report.profile_findings({}) == []
+    views = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 2, "one ProfileView per batch size"
+    merged = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("merged trace"))
+    events = json.loads(Path(merged).read_text())["traceEvents"]
+    assert {e["args"]["name"] for e in events if e["name"] == "process_name"} == {"torch", "jax", "tensorflow", "sklearn"}

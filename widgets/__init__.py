@@ -12,6 +12,11 @@ Which framework for a use case, from this machine's standard suite (``mlx-explor
 
     from widgets import DecisionGuide
     DecisionGuide(scenario="production")
+
+Where a training step's time goes, by each framework's own profiler (``profile_steps`` runs)::
+
+    from widgets import ProfileView
+    ProfileView.from_store()
 """
 
 from ._common import FRAMEWORK_COLORS, enable_colab, in_colab
@@ -21,11 +26,12 @@ from .guide import DecisionGuide
 from .live import LiveCurves
 from .panel import ComparisonPanel
 from .parity import ParityPlot, relative_differences
+from .profile import ProfileView
 from .sweep import SweepPlot
 
 __all__ = [
-    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "DecisionGuide", "LiveCurves", "ParityPlot", "ResultsExplorer",
-    "SweepPlot", "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
+    "FRAMEWORK_COLORS", "CodeCompare", "ComparisonPanel", "DecisionGuide", "LiveCurves", "ParityPlot", "ProfileView",
+    "ResultsExplorer", "SweepPlot", "align_blocks", "enable_colab", "in_colab", "model_source", "relative_differences",
 ]  # fmt: skip
 
 enable_colab()
