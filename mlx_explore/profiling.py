@@ -121,8 +121,10 @@ class Profile:
         rows: the op table, one dict per op with ``op``, ``category``, ``calls_per_step``,
             ``self_ms_per_step`` [ms] and ``share_of_step`` (of the profiled step time), plus one
             ``framework overhead`` row (``op`` = ``(unaccounted step time)``); largest first.
-        step_ms: median wall time of a profiled step [ms] (with the profiler running).
-        unprofiled_step_ms: median wall time of the same steps without the profiler [ms]; the ratio
+        step_ms: mean wall time of a profiled step [ms] (with the profiler running); a mean, not a
+            median, because the ops' figures are totals over the steps divided by their number, so
+            ops + overhead add up to it.
+        unprofiled_step_ms: mean wall time of the same steps without the profiler [ms]; the ratio
             of the two is the profiler's own overhead.
         ops_ms: the ops' self time per step [ms]; more than ``step_ms`` (beyond
             :data:`ADD_UP_RTOL`) means ops overlapped (several threads) and the table is flagged.
@@ -274,7 +276,7 @@ def normalize(framework: str, raw: RawProfile, steps: int, step_times_s: list[fl
         step_times_s: wall time of each profiled step [s], measured around ``run_step``.
         unprofiled_times_s: wall time of each unprofiled step of the same batches [s].
     """
-    step_ms = statistics.median(step_times_s) * 1e3
+    step_ms = statistics.fmean(step_times_s) * 1e3  # a mean, as the ops' totals / steps are
     rows, unmapped = [], []
     for op in raw.ops:
         category = categorize(framework, op.name, op.hint)
@@ -294,7 +296,7 @@ def normalize(framework: str, raw: RawProfile, steps: int, step_times_s: list[fl
         notes.append(f"the ops' self time ({ops_ms:.3f} ms per step) exceeds the measured step time ({step_ms:.3f} ms) "
                      f"by more than {ADD_UP_RTOL:.0%}: ops ran in parallel on several threads, so shares add up to more than 1")  # fmt: skip
     return Profile(framework=framework, steps=steps, rows=rows, step_ms=step_ms,
-                   unprofiled_step_ms=statistics.median(unprofiled_times_s) * 1e3, ops_ms=ops_ms, device=raw.device,
+                   unprofiled_step_ms=statistics.fmean(unprofiled_times_s) * 1e3, ops_ms=ops_ms, device=raw.device,
                    unmapped=sorted(set(unmapped)), native=list(raw.native), step_events=list(raw.step_events), notes=notes)  # fmt: skip
 
 
