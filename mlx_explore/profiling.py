@@ -77,8 +77,10 @@ class OpStat:
             ``numpy.dot``).
         calls: how many times it ran over all profiled steps.
         self_us: its self time over all profiled steps [us] (time inside it, minus ops it called).
-        hint: the profiler's own category for it where it gives one (XLA's ``hlo_category`` stat:
-            ``convolution``, ``loop fusion``...; a TensorFlow op type), else ``None``.
+        hint: what else is known of the op, for the category rules: the profiler's own label where it
+            gives one (XLA's ``hlo_category`` stat, a TensorFlow op type), or one the framework's
+            module derives (PyTorch: ``optimizer`` inside ``Optimizer.step``; JAX on CPU: the fused
+            HLO's root op and source line from the compiled step), else ``None``.
     """
 
     name: str
