@@ -625,7 +625,7 @@ def _print_profiles(result, out_dir: Path | None) -> None:
     if not done:
         return
     frame = profiling.category_frame(done)
-    table = Table(title="where a training step's time goes [ms per step] (profiled steps; unprofiled step time for comparison)")
+    table = Table(title="where a training step's time goes, ms per step (profiled steps; the unprofiled step time beside them)")
     table.add_column("run")
     shown = [c for c in profiling.CATEGORIES if frame[c].sum() > 0]
     for c in (*shown, "profiled step", "unprofiled step"):
@@ -639,7 +639,8 @@ def _print_profiles(result, out_dir: Path | None) -> None:
             top.add_column(c, justify=j)
         for row in p["rows"][:10]:
             share = row["share_of_step"]
-            top.add_row(row["op"][:60], row["category"], f"{row['calls_per_step']:.1f}", f"{row['self_ms_per_step']:.3f}",
+            op = row["op"] if len(row["op"]) <= 60 else "…" + row["op"][-59:]  # the end names the function
+            top.add_row(op, row["category"], f"{row['calls_per_step']:.1f}", f"{row['self_ms_per_step']:.3f}",
                         "-" if share is None else f"{share:.1%}")  # fmt: skip
         out_console.print(top)
         for note in p.get("notes", []):
