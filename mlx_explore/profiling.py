@@ -126,8 +126,9 @@ class Profile:
         step_ms: mean wall time of a profiled step [ms] (with the profiler running); a mean, not a
             median, because the ops' figures are totals over the steps divided by their number, so
             ops + overhead add up to it.
-        unprofiled_step_ms: mean wall time of the same steps without the profiler [ms]; the ratio
-            of the two is the profiler's own overhead.
+        unprofiled_step_ms: median wall time of the same steps without the profiler [ms] (a median:
+            one stalled step, a collection or a late recompilation, would swamp a mean of 20); the
+            ratio of the two is about the profiler's own overhead.
         ops_ms: the ops' self time per step [ms]; more than ``step_ms`` (beyond
             :data:`ADD_UP_RTOL`) means ops overlapped (several threads) and the table is flagged.
         device: ``cpu`` or ``gpu`` (see :class:`RawProfile`).
@@ -298,7 +299,7 @@ def normalize(framework: str, raw: RawProfile, steps: int, step_times_s: list[fl
         notes.append(f"the ops' self time ({ops_ms:.3f} ms per step) exceeds the measured step time ({step_ms:.3f} ms) "
                      f"by more than {ADD_UP_RTOL:.0%}: ops ran in parallel on several threads, so shares add up to more than 1")  # fmt: skip
     return Profile(framework=framework, steps=steps, rows=rows, step_ms=step_ms,
-                   unprofiled_step_ms=statistics.fmean(unprofiled_times_s) * 1e3, ops_ms=ops_ms, device=raw.device,
+                   unprofiled_step_ms=statistics.median(unprofiled_times_s) * 1e3, ops_ms=ops_ms, device=raw.device,
                    unmapped=sorted(set(unmapped)), native=list(raw.native), step_events=list(raw.step_events), notes=notes)  # fmt: skip
 
 
