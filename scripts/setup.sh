@@ -48,6 +48,6 @@ echo "setup: installing into $VENV (first run: a few minutes)"
 have torch || "${pip[@]}" "torch==2.13.0"
 have tensorflow || "${pip[@]}" "tensorflow-cpu>=2.16"
 # The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack and the test tools.
-"${pip[@]}" -e ".[jax,notebook,dev]" "keras>=3.0"
+"${pip[@]}" -e ".[jax,notebook,dev]" "keras>=3.0" "xprof==2.24.2"
 echo "$want" > "$STAMP"
 "$VENV/bin/mlx-explore" env
