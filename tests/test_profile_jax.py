@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -108,47 +107,10 @@ def test_compiled_mlp_profile_adds_up_and_matmul_dominates(tmp_path):
     assert any("fusion" in n for n in p.notes)
 
 
-FAILING_STEP = textwrap.dedent("""
-    import json, sys
-    from pathlib import Path
-    import jax
-    from mlx_explore import profiling
-    from mlx_explore.bundle import prepare
-    from mlx_explore.config import RunConfig
-    from mlx_explore.frameworks import trainer_module
-    from mlx_explore.frameworks.jax.profile import profile
-
-    out = Path(sys.argv[1])
-    config = RunConfig.build(frameworks=["jax"], model="mlp", hidden=(32,), dataset="digits", batch_size=64,
-                             epochs=1, optimizer="adam", lr=0.01, mode="eager")
-    bundle = prepare(config)
-    module = trainer_module("jax")
-    module.configure(config, 2)
-    trainer = module.Trainer(bundle.spec, bundle.weights, config, bundle.inputs(bundle.data.x_train), bundle.data.y_train)
-    rows = trainer.indices(bundle.order.first_steps(4))
-
-    def step(i):
-        trainer.losses([trainer.train_step(rows[i])])
-
-    def failing(i):
-        step(i)
-        if i == 1:
-            raise ValueError("step 1 failed")
-
-    try:
-        profile(failing, 3, out / "a", trainer)
-    except ValueError as e:
-        raised = str(e)
-    raw = profile(step, 2, out / "b", trainer)  # a session left open would raise here
-    jax.profiler.start_trace(str(out / "c"))
-    jax.profiler.stop_trace()
-    print(json.dumps({"raised": raised, "written": [str(p) for p in (out / "a").rglob("*.xplane.pb")],
-                      "unmapped": [o.name for o in raw.ops if profiling.categorize("jax", o.name, o.hint) is None],
-                      "calls": [o.calls for o in raw.ops], "events": len(raw.step_events)}))
-""")
 
 
 def test_a_failing_step_stops_the_trace_and_eager_ops_are_mapped(tmp_path):
-    out = run_child("-c", FAILING_STEP, str(tmp_path))
-    assert out["raised"] == "step 1 failed" and out["written"]  # the trace was stopped and written
-    assert out["unmapped"] == [] and out["calls"] and out["events"] > 0
+    out = run_child(str(ROOT / "tests" / "profile_driver.py"), "jax", str(tmp_path), "failing=1", "model=mlp", "hidden=32",
+                    "batch_size=64", "optimizer=adam", "lr=0.01", "mode=eager")  # fmt: skip
+    assert out["raised"] == "step 1 failed" and any(f.endswith(".xplane.pb") for f in out["written"])  # stopped and written
+    assert out["unmapped"] == [] and out["ops"] and out["events"] > 0
