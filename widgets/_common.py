@@ -115,3 +115,16 @@ class MainThread:
             fn(*args)
             ran += 1
         return ran
+
+
+def resend_state(figure) -> None:
+    """Send a plotly ``FigureWidget``'s whole current data and layout as its synced state, as
+    displaying it does (plotly's ``_repr_mimebundle_``). A view the browser creates or renders again
+    later starts from that state; views that exist ignore it (they follow plotly's edit messages).
+    Plotly syncs its state only when a figure is built or displayed, so without this a view rendered
+    after the figure changed showed the figure as first displayed (e.g. no traces). Sends the whole
+    figure: call it when a batch of edits ends (a comparison's end), not per redraw."""
+    from copy import deepcopy
+
+    figure._widget_data = deepcopy(figure._data)
+    figure._widget_layout = deepcopy(figure._layout)

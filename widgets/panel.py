@@ -25,7 +25,7 @@ from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, Con
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from mlx_explore.report import HEADLINE, styled
 
-from ._common import MainThread, color
+from ._common import MainThread, color, resend_state
 from .live import LiveCurves
 
 #: Bar charts shown when a comparison ends: metric -> panel title.
@@ -95,11 +95,9 @@ class ComparisonPanel(W.VBox):
         self.curves = LiveCurves()
         self.sort_by = W.Dropdown(options=[(c.heading, k) for k, c in HEADLINE.items()], value="samples_per_s", description="sort by")
         self.table = W.HTML()
-        # Built with its layout: a view created later (Voila, a reloaded page) starts from the state
-        # the figure had when it was constructed, not from later update_layout calls.
-        bars = make_subplots(rows=1, cols=3, subplot_titles=list(BARS.values()), horizontal_spacing=0.12)
-        bars.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
-        self.bars = go.FigureWidget(bars)
+        # The bar charts change once per comparison, at its end: each time a new FigureWidget built with
+        # its data replaces the last one, so none of its edits travels as a delta (see _finish).
+        self.bars = self._bar_figure([])
         self.details = W.Accordion()
         self.results_box = W.VBox([self.sort_by, self.table, self.bars], layout=W.Layout(display="none"))
 
@@ -225,7 +223,11 @@ class ComparisonPanel(W.VBox):
             info.value = f"<b>{event.status}</b>: {html.escape(event.reason)}"
 
     def _finish(self, result: Comparison) -> None:
+        # Every view of the curves, and any view the browser renders again from the figure's synced state
+        # (it did when the new bar charts' model arrived in a Voila page under load: an empty graph in
+        # tests/test_browser.py), now starts from the whole final figure.
         self.curves.flush()
+        resend_state(self.curves.figure)
         problems = [r for r in result.runs if r.status not in ("ok", "skipped", "unsupported")]
         skipped = [r for r in result.runs if r.status in ("skipped", "unsupported")]
         lines = []
@@ -281,14 +283,23 @@ class ComparisonPanel(W.VBox):
 
     def _show_bars(self) -> None:
         runs = [r for r in self.result.runs if r.status == "ok"]
-        with self.bars.batch_update():
-            self.bars.data = ()
-            for col, key in enumerate(BARS, start=1):
-                self.bars.add_trace(
-                    go.Bar(x=[r.label for r in runs], y=[r.metrics.get(key) for r in runs], marker_color=[color(r.framework) for r in runs],
-                           name=BARS[key]),
+        old, self.bars = self.bars, self._bar_figure(runs)
+        self.results_box.children = [self.sort_by, self.table, self.bars]
+        old.close()
+
+    @staticmethod
+    def _bar_figure(runs) -> go.FigureWidget:
+        """The bar charts of ``runs`` (finished ``RunRecord`` objects), built with their data."""
+        fig = make_subplots(rows=1, cols=3, subplot_titles=list(BARS.values()), horizontal_spacing=0.12)
+        for col, key in enumerate(BARS, start=1):
+            if runs:
+                fig.add_trace(
+                    go.Bar(x=[r.label for r in runs], y=[r.metrics.get(key) for r in runs],
+                           marker_color=[color(r.framework) for r in runs], name=BARS[key]),
                     row=1, col=col,
                 )  # fmt: skip
+        fig.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
+        return go.FigureWidget(fig)
 
     def _progress_row(self, label: str):
         bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="40%"))
