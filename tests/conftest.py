@@ -23,6 +23,20 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
     )  # fmt: skip
 
 
+def child_json(*args: str, timeout: float = 300) -> dict:
+    """Run ``python ARGS`` in a child process from the repository root (frameworks are never imported
+    into the test process) and return the JSON object its last line of output holds."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def profile_child(framework: str, out: Path, *pairs: str, timeout: float = 300) -> dict:
+    """``tests/profile_driver.py FRAMEWORK OUT PAIRS...`` in a child process: its JSON result."""
+    return child_json(str(ROOT / "tests" / "profile_driver.py"), framework, str(out), *pairs, timeout=timeout)
+
+
 def probe(framework: str, bundle_path: Path, out: Path) -> dict:
     """Run ``tests/framework_probe.py`` for one framework in its own process; return its npz arrays."""
     import numpy as np

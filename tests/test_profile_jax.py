@@ -4,16 +4,13 @@ never imported here), and a trace session that a failing step does not leave ope
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlx_explore import profiling
 
-from .conftest import ROOT
+from .conftest import profile_child
 
 FLAX = "flax/linen/linear.py:Dense.__call__"
 LOSS = "optax/losses/_classification.py:softmax_cross_entropy_with_integer_labels"
@@ -79,15 +76,9 @@ def test_rules_map_the_ops_seen_in_real_profiles(name, hint, category):
     assert profiling.categorize("jax", name, hint) == category
 
 
-def run_child(*args: str, timeout: float = 120) -> dict:
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_compiled_mlp_profile_adds_up_and_matmul_dominates(tmp_path):
-    p = profiling.Profile.from_dict(run_child(
-        str(ROOT / "tests" / "profile_driver.py"), "jax", str(tmp_path / "trace"), "model=mlp", "batch_size=1024",
+    p = profiling.Profile.from_dict(profile_child(
+        "jax", tmp_path / "trace", "model=mlp", "batch_size=1024",
         "hidden=1024,1024", "dataset=synthetic", "n_features=784", "n_samples=8000", "n_classes=10", "mode=compiled", "steps=5",
     ))  # fmt: skip
     by = p.by_category()
@@ -110,7 +101,7 @@ def test_compiled_mlp_profile_adds_up_and_matmul_dominates(tmp_path):
 
 
 def test_a_failing_step_stops_the_trace_and_eager_ops_are_mapped(tmp_path):
-    out = run_child(str(ROOT / "tests" / "profile_driver.py"), "jax", str(tmp_path), "failing=1", "model=mlp", "hidden=32",
+    out = profile_child("jax", tmp_path, "failing=1", "model=mlp", "hidden=32",
                     "batch_size=64", "optimizer=adam", "lr=0.01", "mode=eager")  # fmt: skip
     assert out["raised"] == "step 1 failed" and any(f.endswith(".xplane.pb") for f in out["written"])  # stopped and written
     assert out["unmapped"] == [] and out["ops"] and out["events"] > 0

@@ -4,7 +4,6 @@ hooks removed whatever a step does."""
 
 from __future__ import annotations
 
-import json
 import pstats
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from mlx_explore import profiling
 from mlx_explore.frameworks.sklearn import profile as sk_profile
 
-from .conftest import ROOT
+from .conftest import ROOT, profile_child
 
 MLP = "sklearn.neural_network._multilayer_perceptron.BaseMultilayerPerceptron."
 OPT = "sklearn.neural_network._stochastic_optimizers."
@@ -77,10 +76,7 @@ def test_mlp_profile_in_a_child_process(tmp_path):
     mean (the table) away from the median step time (``step_ms``)."""
     args = ["model=mlp", "batch_size=1024", "hidden=1024,1024", "dataset=synthetic", "n_features=784",
             "n_samples=8000", "n_classes=10", "steps=5", "threads=1"]  # fmt: skip
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "profile_driver.py"), "sklearn", str(tmp_path), *args],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    p = profiling.Profile.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    p = profiling.Profile.from_dict(profile_child("sklearn", tmp_path, *args, timeout=240))
 
     by_category = p.by_category()
     assert max(by_category, key=by_category.get) == "matmul"

@@ -6,10 +6,6 @@ only ever imported in child processes."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import pytest
 
 from mlx_explore import profiling
 
-from .conftest import ROOT
+from .conftest import child_json, profile_child
 
 SGD_UPDATE = "; AssignSubVariableOp; sgd/AssignSubVariableOp_2"
 XENT = "sparse_categorical_crossentropy/SparseSoftmaxCrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits"
@@ -91,16 +87,9 @@ def test_rules_map_the_ops_seen_in_real_profiles(name, hint, category):
     assert profiling.categorize("tensorflow", name, hint) == category
 
 
-def run_child(*args: str, timeout: float = 180) -> dict:
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_compiled_mlp_profile_adds_up_and_matmul_dominates(tmp_path):
-    p = profiling.Profile.from_dict(run_child(
-        str(ROOT / "tests" / "profile_driver.py"), "tensorflow", str(tmp_path / "trace"), "model=mlp", "batch_size=1024",
+    p = profiling.Profile.from_dict(profile_child(
+        "tensorflow", tmp_path / "trace", "model=mlp", "batch_size=1024",
         "hidden=1024,1024", "dataset=synthetic", "n_features=784", "n_samples=8000", "n_classes=10", "mode=compiled", "steps=5",
     ))  # fmt: skip
     by = p.by_category()
@@ -177,7 +166,7 @@ SHARING = textwrap.dedent("""
 
 
 def test_pool_tasks_count_for_their_op_and_threads_share_each_instant():
-    out = run_child("-c", SHARING)
+    out = child_json("-c", SHARING)
     # MatMul.1: 10-20 (its thread, with its task 15-20), 20-30 (its task), 30-40 shared with copy.2
     # (half of 30-32 and 38-40, a third of 32-38), 40-51 (its task, until the dot's end); 51-70 is no op's.
     assert out["ops"] == {"MatMul.1": [1, 35.0, "dot; MatMul; dense/MatMul"], "copy.2": [1, 6.0, None], "Mul": [1, 6.0, "Mul"]}
@@ -189,7 +178,7 @@ def test_pool_tasks_count_for_their_op_and_threads_share_each_instant():
 
 
 def test_a_failing_step_stops_the_profiler_and_eager_ops_are_mapped(tmp_path):
-    out = run_child(str(ROOT / "tests" / "profile_driver.py"), "tensorflow", str(tmp_path), "failing=1", "model=mlp", "hidden=32",
+    out = profile_child("tensorflow", tmp_path, "failing=1", "model=mlp", "hidden=32",
                     "batch_size=64", "optimizer=adam", "lr=0.01", "mode=eager")  # fmt: skip
     assert out["raised"] == "step 1 failed" and any(f.endswith(".xplane.pb") for f in out["written"])  # stopped and written
     assert out["unmapped"] == [] and out["events"] > 0
@@ -223,7 +212,7 @@ BLOCKED_XPROF = textwrap.dedent("""
 
 
 def test_without_xprof_profile_says_what_to_install(tmp_path):
-    out = run_child("-c", BLOCKED_XPROF, str(tmp_path), timeout=60)
+    out = child_json("-c", BLOCKED_XPROF, str(tmp_path), timeout=60)
     assert out["raised"] == "ImportError" or out["raised"] == "ModuleNotFoundError", out
     assert "xprof" in out["message"] and "pip install 'xprof==" in out["message"], out["message"]
     assert out["steps_run"] == [] and not out["tensorflow_imported"]  # checked before anything ran

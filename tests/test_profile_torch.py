@@ -10,14 +10,12 @@ too, a cuDNN convolution an "implicit_gemm"). PyTorch is imported only in the ch
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from mlx_explore import profiling
 
-from .conftest import ROOT
+from .conftest import profile_child
 
 #: (op name, OpStat.hint, expected category).
 SEEN = [
@@ -135,10 +133,7 @@ MLP_1024 = ["model=mlp", "batch_size=1024", "hidden=1024,1024", "dataset=synthet
 @pytest.fixture(scope="module")
 def mlp_profile(tmp_path_factory) -> profiling.Profile:
     out = tmp_path_factory.mktemp("torch_profile")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "profile_driver.py"), "torch", str(out), *MLP_1024],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
-    assert proc.returncode == 0, f"profile_driver failed:\n{proc.stderr[-3000:]}"
-    return profiling.Profile.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return profiling.Profile.from_dict(profile_child("torch", out, *MLP_1024))
 
 
 def test_a_real_eager_profile_is_mostly_matmul_and_adds_up(mlp_profile):
