@@ -32,6 +32,7 @@ from . import frameworks as fw_registry
 from .config import RunConfig
 from .env import child_env
 from .events import TERMINAL, Event, Failed, Finished, MalformedEvent, NotAnEvent, Step, Steps, from_json, quote
+from .worker import TRACE_DIR_VAR
 
 #: The folder that holds this ``mlx_explore`` package (``site-packages``, or the checkout).
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -88,7 +89,7 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
     proc = subprocess.Popen(
         worker_command("run", name, str(bundle_path), mode),
         stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-        env=child_env(config) | ({"MLX_EXPLORE_TRACE_DIR": str(trace_dir)} if trace_dir else {}),
+        env=child_env(config) | ({TRACE_DIR_VAR: str(trace_dir)} if trace_dir else {}),
         text=True, start_new_session=True,
     )  # fmt: skip
     lines: queue.Queue = queue.Queue()
