@@ -1,5 +1,36 @@
-"""Shared pieces of the widget library: framework colours, Colab detection, a redraw throttle, and
-the hand-over of widget updates from background threads to the kernel's main thread.
+"""Shared pieces of the widget library: framework colours, Colab detection, a redraw throttle, the
+hand-over of widget updates from background threads to the kernel's main thread, and
+:func:`edit`, the one way the widgets change a plotly figure so that every view of it is right.
+
+Figures that are right in every view
+------------------------------------
+plotly 6 and later make ``FigureWidget`` an ``anywidget`` whose state for the browser is two synced
+traits, ``_widget_data`` and ``_widget_layout``. plotly copies the figure into them only when the
+figure is built and when it is displayed (``_repr_mimebundle_``); later edits travel as transient
+``_py2js_*`` messages that only the views existing at that moment apply (plotly.py
+``basewidget.py``; its JavaScript model's ``do_data``/``do_layout`` handlers are empty, so a view
+never redraws itself from a change of the synced traits). A view created later starts from the
+synced traits: a Voila page (Voila runs the notebook first and the browser creates the views after,
+from the kernel's widget state), a reloaded JupyterLab tab, a second display of the same output. It
+showed the figure as first displayed, e.g. the quickstart's live curves with 0 traces after the
+whole comparison ran.
+
+The mechanism, chosen among three that were tried in ``tests/test_browser.py`` under CPU load:
+
+* **Re-send the synced state when a batch of edits ends** (:func:`resend_state`, inside :func:`edit`).
+  Views that exist ignore it (the empty ``do_data``) and keep following the edit messages; a view
+  created later starts from the figure as it is. This is what the widgets do. It sends the whole
+  figure, so :class:`~widgets.live.LiveCurves` re-sends only when its set of traces changes (a run
+  starts or ends, a new axis), not at each of its up to 10 redraws a second: a view created in the
+  middle of a run then has every trace and gets their points with the next redraw, which sends
+  each trace's whole ``x``/``y``.
+* A new ``FigureWidget`` built with the data, put into the widget's box: also right in every view,
+  and what :class:`~widgets.panel.ComparisonPanel` does for its bar charts, which change once per
+  comparison; but each new model carries plotly's JavaScript bundle (the anywidget ``_esm`` trait,
+  about 5 MB) to the browser again, too much for a slider or a dropdown.
+* Writing the synced traits without a change message (so only the kernel's copy is current): a new
+  page is right, but a second view in the same page starts from the browser's copy, which plotly's
+  JavaScript does not keep current (its model getters return deserialized copies); rejected.
 
 Widgets use only ``mlx_explore``'s public API (docs/architecture.md, "Layers": the core never imports ipywidgets, the
 widgets never reach into a framework or a child process).
@@ -11,7 +42,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 #: One colour per framework, the same in every widget and notebook (plotly's default qualitative
 #: palette, https://plotly.com/python/discrete-color/).
@@ -117,13 +149,36 @@ class MainThread:
         return ran
 
 
+@contextmanager
+def edit(figure) -> Iterator:
+    """Change a plotly ``FigureWidget`` so that every view shows the result, those that exist and
+    those created later (see the module docstring for why and how)::
+
+        with edit(self.figure):
+            self.figure.data = ()
+            self.figure.add_traces(traces)
+            self.figure.layout.title = "..."
+
+    The edits are batched (``figure.batch_update()``): the views that exist get them as one message
+    when the block ends. Then :func:`resend_state` makes the state a later view starts from equal to
+    the figure. A block inside another ``edit`` (or ``batch_update``) of the same figure leaves both
+    steps to the outer one. Call it on the kernel's main thread (:class:`MainThread`).
+    """
+    if figure._in_batch_mode:
+        yield figure
+        return
+    with figure.batch_update():
+        yield figure
+    resend_state(figure)
+
+
 def resend_state(figure) -> None:
     """Send a plotly ``FigureWidget``'s whole current data and layout as its synced state, as
     displaying it does (plotly's ``_repr_mimebundle_``). A view the browser creates or renders again
     later starts from that state; views that exist ignore it (they follow plotly's edit messages).
     Plotly syncs its state only when a figure is built or displayed, so without this a view rendered
     after the figure changed showed the figure as first displayed (e.g. no traces). Sends the whole
-    figure: call it when a batch of edits ends (a comparison's end), not per redraw."""
+    figure: call it when a batch of edits ends (:func:`edit` does), not per live redraw."""
     from copy import deepcopy
 
     figure._widget_data = deepcopy(figure._data)

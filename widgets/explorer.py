@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from mlx_explore.metric_docs import METRIC_DOCS
 from mlx_explore.results import StoreError, default_path, load_runs
 
-from ._common import FRAMEWORK_COLORS, MODE_DASH, color
+from ._common import FRAMEWORK_COLORS, MODE_DASH, color, edit
 
 ALL = "all"
 #: ``load_runs`` columns that are not metrics.
@@ -226,12 +226,12 @@ class ResultsExplorer(widgets.VBox):
                         hovertemplate=f"<b>{fw}</b> %{{customdata[1]}} run %{{customdata[0]}}<br>%{{customdata[2]}} on "
                                       f"%{{customdata[3]}}<br>%{{x:.4g}} samples/s, accuracy %{{y:.4f}}"
                                       f"<extra></extra>"))  # fmt: skip
-        with self.time_fig.batch_update():
+        with edit(self.time_fig):
             self.time_fig.data = ()
             self.time_fig.add_traces(time_traces)
             self.time_fig.layout.yaxis.title = _axis_title(metric)
             self.time_fig.layout.title = f"{metric} over time (ok runs)"
-        with self.scatter_fig.batch_update():
+        with edit(self.scatter_fig):
             self.scatter_fig.data = ()
             self.scatter_fig.add_traces(scatter_traces)
 

@@ -27,6 +27,8 @@ from mlx_explore.config import ConfigError
 from mlx_explore.results import StoreError
 from mlx_explore.suite import NoSuite
 
+from ._common import edit
+
 format_value = guide.format_value  # re-exported: the notebook and tests format values as the widget does
 
 #: Slider range and step of a weight (the scenarios' weights are 0-5: 5 decisive, 1 a tie-breaker).
@@ -153,8 +155,8 @@ class DecisionGuide(W.VBox):
             label, ``meta`` = criterion name, ``x`` = its contribution to each framework's score
             (0 with weight 0; then the trace is hidden), ``customdata`` = (raw value with unit or
             "not measured", contribution); the score is written at the end of each bar. Built
-            with its data and layout (a view opened later starts from the construction state:
-            plotly's ``FigureWidget`` syncs only that to new views), updated in place after.
+            with its data and layout, updated in place after with ``widgets._common.edit``, so a
+            view opened later (Voila, a reloaded page) shows the current ranking.
         chart_box: ``VBox`` holding the figure, hidden when there is nothing to rank.
         reasons_html: ``HTML``: the three reasons with their evidence, what would change the
             answer, the caveats (or the all-zero message).
@@ -201,8 +203,7 @@ class DecisionGuide(W.VBox):
 
         first = self._recommend(self.weights()) if self.evidence is not None else None
         self.recommendation = first
-        # Built with its data and full layout: a view created later (Voila, a second display) starts
-        # from the state the figure had when it was constructed, not from later updates.
+        # Built with its data and full layout; later changes go through edit() (widgets/_common.py).
         self.figure = go.FigureWidget(data=self._traces(first), layout=self._layout(first))
         self._show_scenario()
         if first is not None:
@@ -296,7 +297,7 @@ class DecisionGuide(W.VBox):
             return
         self.recommendation = rec
         traces, layout = self._traces(rec), self._layout(rec)
-        with self.figure.batch_update():
+        with edit(self.figure):
             for trace, new in zip(self.figure.data, traces):
                 trace.y, trace.x, trace.customdata, trace.visible = new.y, new.x, new.customdata, new.visible
             self.figure.layout.yaxis.categoryarray = layout.yaxis.categoryarray

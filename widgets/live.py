@@ -4,7 +4,9 @@ It consumes the runner's events (``mlx_explore.iter_compare`` or ``compare(on_ev
 works the same for a live run, a replay of recorded events and a test. Drawing never holds up
 training: the frameworks train in their own child processes, events are only appended to lists
 here, and the figure is redrawn at most ``max_fps`` times a second inside one
-``FigureWidget.batch_update()``, with every trace thinned to at most ``max_points`` points.
+``FigureWidget.batch_update()``, with every trace thinned to at most ``max_points`` points. When a
+run starts or ends the figure's whole state is re-sent, so a view created later (a Voila page, a
+reloaded tab) shows the curves too (``widgets/_common.py`` says why and how).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 
-from ._common import MODE_DASH, Throttle, color
+from ._common import MODE_DASH, Throttle, color, edit, resend_state
 
 X_AXES = {"step": "step", "epoch": "epoch", "seconds": "seconds since the run's process started"}
 PANELS = ("training loss", "validation loss", "validation accuracy")
@@ -141,7 +143,7 @@ class LiveCurves(W.VBox):
         elif isinstance(event, (Finished, Failed, Skipped)):
             run.status, terminal = event.status, True
         if self.throttle.ready(force=terminal):
-            self.flush()
+            self.flush(resend=terminal)
 
     def attach(self, events: Iterable[Event]) -> list[Event]:
         """Consume an event stream (e.g. ``mlx_explore.iter_compare(...)``) to its end, drawing as it
@@ -156,23 +158,32 @@ class LiveCurves(W.VBox):
     def clear(self) -> None:
         """Forget every run and empty the figure."""
         self.runs.clear()
-        self.figure.data = ()
+        with edit(self.figure):
+            self.figure.data = ()
 
     # ------------------------------------------------------------------ drawing
 
-    def flush(self) -> None:
-        """Redraw every trace now (one ``batch_update``)."""
+    def flush(self, resend: bool = False) -> None:
+        """Redraw every trace now (one ``batch_update``: one message to the views that exist).
+
+        The state a view created later starts from (a Voila page, a reloaded tab) is re-sent
+        (``widgets._common.resend_state``) when ``resend`` is true (a run ended) or a run's traces
+        were added, not at every redraw: see ``widgets/_common.py`` for why."""
+        added = False
         with self.figure.batch_update():
             for run in self.runs.values():
                 if run.traces is None and (run.step or run.epoch or run.status == "running"):
                     self._add_traces(run)
+                    added = True
                 if run.traces is not None:
                     self._draw(run)
+        if resend or added:
+            resend_state(self.figure)
         self.redraws += 1
 
     def _replot(self) -> None:
         self._label_axes()
-        self.flush()
+        self.flush(resend=True)
 
     def _label_axes(self) -> None:
         for col in (1, 2, 3):

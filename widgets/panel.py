@@ -25,7 +25,7 @@ from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, Con
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from mlx_explore.report import HEADLINE, styled
 
-from ._common import MainThread, color, resend_state
+from ._common import MainThread, color
 from .live import LiveCurves
 
 #: Bar charts shown when a comparison ends: metric -> panel title.
@@ -226,8 +226,7 @@ class ComparisonPanel(W.VBox):
         # Every view of the curves, and any view the browser renders again from the figure's synced state
         # (it did when the new bar charts' model arrived in a Voila page under load: an empty graph in
         # tests/test_browser.py), now starts from the whole final figure.
-        self.curves.flush()
-        resend_state(self.curves.figure)
+        self.curves.flush(resend=True)
         problems = [r for r in result.runs if r.status not in ("ok", "skipped", "unsupported")]
         skipped = [r for r in result.runs if r.status in ("skipped", "unsupported")]
         lines = []

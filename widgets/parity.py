@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from mlx_explore.parity import (FLOOR, REFERENCE_FRAMEWORKS, curves_of, default_reference, relative_differences, run_names,
                                 summarize)  # fmt: skip
 
-from ._common import MODE_DASH, color
+from ._common import MODE_DASH, color, edit
 
 __all__ = ["FLOOR", "REFERENCE_FRAMEWORKS", "ParityPlot", "default_reference", "relative_differences", "summarize"]
 
@@ -121,7 +121,7 @@ class ParityPlot(widgets.VBox):
                 line=dict(color=color(fw), dash=MODE_DASH.get(str(modes.get(run) or ""), "solid")),
                 hovertemplate=f"<b>{html.escape(run)}</b> vs {html.escape(str(ref))}<br>step %{{x}}: %{{y:.3e}}"
                               f"<br>{note}<extra></extra>"))  # fmt: skip
-        with self.fig.batch_update():
+        with edit(self.fig):
             self.fig.data = ()
             self.fig.add_traces(band + traces)
             self.fig.layout.title = f"per-step relative loss difference against {ref}" if ref else "no curves"

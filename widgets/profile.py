@@ -32,7 +32,8 @@ class ProfileView(W.VBox):
         ProfileView(result)                       # or ProfileView.from_store(run_ids=[12, 13])
 
     The figure is built with its data (never filled by later edits), so a view the browser creates
-    later (Voila, a reloaded page) shows it; :meth:`show` builds a new one.
+    later (Voila, a reloaded page) shows it; :meth:`show` builds a new one (the second mechanism of
+    ``widgets/_common.py``: it changes once per comparison, never per slider move).
 
     Args:
         source: a ``Comparison`` (its runs' profiles), a dict run label -> ``profiling.Profile`` or its

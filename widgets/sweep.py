@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import MODE_DASH, color
+from ._common import MODE_DASH, color, edit
 
 PANELS = ("training throughput [samples/s]", "rank (1 = fastest)", "compiled / eager throughput")
 COLUMNS = ("batch_size", "framework", "mode", "samples_per_s")
@@ -98,7 +98,7 @@ class SweepPlot(W.VBox):
                 x=part["batch_size"].tolist(), y=part["speedup"].tolist(), name=f"{fw} compiled/eager",
                 legendgroup=f"{fw}/compiled", mode="lines+markers", line=dict(color=color(fw)), showlegend=False,
                 hovertemplate=f"<b>{fw}</b><br>batch %{{x}}: compiled %{{y:.2f}}x eager<extra></extra>"), 3))  # fmt: skip
-        with self.figure.batch_update():
+        with edit(self.figure):
             self.figure.data = ()
             for trace, col in traces:
                 self.figure.add_trace(trace, row=1, col=col)
