@@ -8,6 +8,8 @@
 # from Debian's 'chromium' package (Playwright drives it through executable_path and never
 # downloads a browser of its own); the main job (make demo) never needs a browser, apt-get or sudo.
 # A second run with nothing changed returns in about a second (stamp file).
+# With --voila-template it only links the Voila template `mlx` into $PYTHON's environment (for
+# conda and Binder, which install this project with `pip install -e .`; see link_voila_template).
 # Environment: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +30,30 @@ install_chromium() {
   "${sudo[@]}" apt-get install -y -qq chromium >/dev/null ||
     { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; }
 }
+# The Voila template `mlx` (share/jupyter/voila/templates/mlx: Voila's `lab` template without its
+# links to CDNs). A regular `pip install` copies it into <prefix>/share/jupyter, where Voila looks
+# for templates (pyproject.toml, data-files); an editable install does not (setuptools builds the
+# editable wheel without data files), so it is linked there: edits to it count at once, like code.
+link_voila_template() {
+  local src="$PWD/share/jupyter/voila/templates/mlx" dest="$VENV/share/jupyter/voila/templates/mlx"
+  [ "$(readlink "$dest" 2>/dev/null)" = "$src" ] && return 0
+  mkdir -p "$(dirname "$dest")"
+  rm -rf "$dest"
+  ln -s "$src" "$dest"
+}
 case "${1:-}" in
   --tests) install_chromium ;;
+  --voila-template)  # only the link, into $PYTHON's environment (conda, Binder: after `pip install -e .`)
+    VENV=$("$PYTHON" -c 'import sys; print(sys.prefix)')
+    link_voila_template
+    echo "setup: Voila template mlx linked into $VENV/share/jupyter/voila/templates"
+    exit 0 ;;
   "") ;;
-  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [--tests | --voila-template]" >&2; exit 2 ;;
 esac
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import mlx_explore" 2>/dev/null; then
+  link_voila_template
   echo "setup: $VENV is up to date"
   exit 0
 fi
@@ -49,5 +68,6 @@ have torch || "${pip[@]}" "torch==2.13.0"
 have tensorflow || "${pip[@]}" "tensorflow-cpu>=2.16"
 # The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack and the test tools.
 "${pip[@]}" -e ".[jax,notebook,dev]" "keras>=3.0" "xprof==2.24.2"
+link_voila_template
 echo "$want" > "$STAMP"
 "$VENV/bin/mlx-explore" env

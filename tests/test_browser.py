@@ -71,7 +71,7 @@ def voila(tmp_path):
         port = _free_port()
         log = open(tmp_path / f"voila-{port}.log", "w+")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(notebook), "--template=lab", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
+            [sys.executable, "-m", "voila", str(notebook), "--template=mlx", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True,
         )  # fmt: skip
         servers.append((proc, log))
