@@ -35,6 +35,24 @@ Design:
   the same after the read as before it, else the read is done again. ``mode=ro`` alone would not do:
   it still needs the ``-shm`` file, and where it can create it, it leaves it and an empty ``-wal``
   behind, while the read-write connection used normally removes them as it closes.
+* Read-only opening. With ``MLX_EXPLORE_READ_ONLY=1`` (:data:`READ_ONLY_VAR`; :func:`read_only` sets it
+  for a ``with`` block) every read opens the file with SQLite's ``mode=ro`` instead of ``mode=rw`` (and
+  still with ``immutable=1`` in a read-only folder, as above), so reading cannot write the store at all:
+  not even the checkpoint with which a ``mode=rw`` connection, closing last, folds a write-ahead log left by
+  a writer that crashed into the file. The price is the one said above: where SQLite can create
+  ``NAME-wal`` and ``NAME-shm`` beside the file, a ``mode=ro`` read leaves them there (the next writer
+  removes them). While it is set, :class:`ResultsStore` refuses to open (:class:`StoreWriteError`, reason
+  ``"read-only"``), before it creates or touches anything. Meant for a dashboard (Voila) that shows a
+  store others write. ``1`` turns it on, ``0`` or empty (or unset) off; any other value is a
+  :class:`StoreError`, so that a misspelt setting never leaves a store writable unnoticed.
+* Summaries of many runs read only what they show, in SQL: :func:`load_metrics` (trends) takes a few
+  metrics out of each run's JSON with ``json_extract``, :func:`load_tags` (the suite's sessions) a few
+  entries of each run's ``config["tags"]`` and ``env``, :func:`latest_profile_runs` the newest profile per
+  framework; none of them reads a curve or decodes a run's whole JSON in Python. Indices: ``runs_lookup``
+  (model, dataset, framework, created_at) and ``runs_status`` (status, created_at) on runs; ``curves_run``,
+  ``epochs_run``, ``profiles_run`` (run_id) on the long tables. They are made with the schema; a store made before an
+  index existed gets it the next time it is opened for writing (``CREATE INDEX IF NOT EXISTS`` in the
+  opening transaction, no schema version change), and reading works with or without them.
 * Reading a run whose stored JSON cannot be decoded raises :class:`StoreError` naming the run and the
   column; a bad filter (``last``, ``since``) raises :class:`ValueError` starting with the argument's name.
 * Times are UTC ISO 8601 text with microseconds (``2026-05-09T07:35:25.123456+00:00``): fixed width,
@@ -49,11 +67,13 @@ import json
 import math
 import operator
 import os
+import re
 import shutil
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -62,6 +82,9 @@ from .jsonable import jsonable
 
 SCHEMA_VERSION = 2
 ENV_VAR = "MLX_EXPLORE_DB"
+#: ``1``: open the store read-only (reads with SQLite ``mode=ro``, :class:`ResultsStore` refused); see the
+#: module docstring and :func:`read_only`.
+READ_ONLY_VAR = "MLX_EXPLORE_READ_ONLY"
 MAX_LAST = 2**63 - 1  # the largest ``last`` load_runs takes: SQLite's LIMIT is a signed 64-bit integer
 
 _CREATED_BY = "mlx-explore"
@@ -84,6 +107,11 @@ _PROFILE_SCHEMA = (
         native TEXT, unmapped TEXT, notes TEXT
     )""",
 )
+
+#: Indices added after the table they index, within a schema version: made with the schema, and on an older
+#: store of the same version when it is next opened for writing (``_upgrade``). ``runs_status``: the trend
+#: query (:func:`load_metrics`: ``status = 'ok'``, optionally ``created_at >= since``).
+_RUN_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created_at)",)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS comparisons (
@@ -114,6 +142,7 @@ _SCHEMA = (
         error_tail TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS runs_lookup ON runs(model, dataset, framework, created_at)",
+    *_RUN_INDEXES,
     """CREATE TABLE IF NOT EXISTS curves (
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         step INTEGER, epoch INTEGER, loss REAL, time_s REAL
@@ -169,6 +198,41 @@ def default_path() -> Path:
     return Path(os.environ.get(ENV_VAR) or "~/.mlx_explore/results.db").expanduser()
 
 
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Inside the ``with`` block, open every results store read-only: ``$MLX_EXPLORE_READ_ONLY`` is ``1``
+    (:data:`READ_ONLY_VAR`), and its earlier value (or its absence) is restored on leaving, even on an error.
+
+    Reads (:func:`load_runs`, :func:`load_metrics`...) then use SQLite's ``mode=ro`` and opening a
+    :class:`ResultsStore` raises :class:`StoreWriteError`; a store opened before the block stays writable.
+    It sets the process's environment, so it holds for every thread, and for child processes started inside.
+    Example::
+
+        with results.read_only():
+            runs = results.load_metrics(db)   # cannot write db
+    """
+    saved = os.environ.get(READ_ONLY_VAR)
+    os.environ[READ_ONLY_VAR] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(READ_ONLY_VAR, None)
+        else:
+            os.environ[READ_ONLY_VAR] = saved
+
+
+def _read_only_requested(path: Path) -> bool:
+    """``$MLX_EXPLORE_READ_ONLY`` is ``1``; False when it is ``0``, empty or unset; StoreError otherwise."""
+    value = os.environ.get(READ_ONLY_VAR, "").strip()
+    if value in ("", "0"):
+        return False
+    if value == "1":
+        return True
+    raise StoreError(path, f"{READ_ONLY_VAR}={value!r} is not understood: set it to 1 to open results stores "
+                           f"read-only, or to 0 (or unset it) to read and write them. {path} was not opened.")
+
+
 class ResultsStore:
     """An open store that writes comparisons and runs. One per process and thread; close it (or use ``with``).
 
@@ -181,11 +245,20 @@ class ResultsStore:
             (see :class:`StoreError`).
         StoreWriteError: the store cannot be written (read-only file, folder or file system, full disk,
             I/O error, still locked after the busy timeout and retries); checked here, before anything
-            is recorded. Nothing was changed.
+            is recorded. Also (reason ``"read-only"``) while ``$MLX_EXPLORE_READ_ONLY`` is ``1``
+            (:data:`READ_ONLY_VAR`, :func:`read_only`), raised before the file or its folder is touched.
+            Nothing was changed.
     """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path).expanduser() if path is not None else default_path()
+        if _read_only_requested(self.path):
+            raise StoreWriteError(self.path, f"Results store {self.path} was not opened for writing: "
+                                             f"{READ_ONLY_VAR}=1 in this process's environment opens every "
+                                             f"results store read-only. Reading it still works (load_runs, "
+                                             f"mlx-explore results --db {self.path}). To write, unset "
+                                             f"{READ_ONLY_VAR} (or set it to 0), e.g. `env -u {READ_ONLY_VAR} "
+                                             f"mlx-explore ...`. Nothing was changed.", "read-only")  # fmt: skip
         _make_folder(self.path)
         if self.path.is_dir():
             raise StoreError(self.path, _is_folder(self.path))
@@ -220,10 +293,12 @@ class ResultsStore:
         """Bring an older schema up to :data:`SCHEMA_VERSION` (inside the opening write transaction, which
         also proves the store writable). Version 1 -> 2: its ``profiles`` table (never filled by
         mlx-explore 1) is kept as ``profiles_v1`` if it holds rows, else dropped; the profile tables of
-        version 2 are made."""
+        version 2 are made. Any version: the indices of :data:`_RUN_INDEXES` a store lacks are made."""
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version >= SCHEMA_VERSION:
             conn.execute("DELETE FROM meta WHERE 0")  # takes the write lock, changes nothing
+            for statement in _RUN_INDEXES:  # a store made before an index existed gets it now
+                conn.execute(statement)
             return
         if version == 1:
             columns = [r[1] for r in conn.execute("PRAGMA table_info(profiles)")]
@@ -235,6 +310,8 @@ class ResultsStore:
                     conn.execute("DROP TABLE profiles")
             for statement in _PROFILE_SCHEMA:
                 conn.execute(statement)
+        for statement in _RUN_INDEXES:
+            conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -384,8 +461,8 @@ class ResultsStore:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def load_runs(db: str | Path | None = None, *, model=None, dataset=None, framework=None, status=None, since=None,
-              last: int | None = None) -> pd.DataFrame:  # fmt: skip
+def load_runs(db: str | Path | None = None, *, run_ids=None, model=None, dataset=None, framework=None, status=None,
+              since=None, last: int | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per run, in the order they were stored.
 
     Columns: ``run_id``, ``comparison_id``, ``created_at`` (UTC datetime), ``framework``, ``mode``, ``repeat``,
@@ -399,19 +476,23 @@ def load_runs(db: str | Path | None = None, *, model=None, dataset=None, framewo
     Args:
         db: the store's file; ``None`` means :func:`default_path`. A missing file gives an empty table
             with the fixed columns (no file is created).
+        run_ids: keep these runs (a run id or a list of them); only their rows are read and decoded.
         model, dataset, framework, status: keep runs whose value is this string or in this list.
         since: keep runs stored at or after this ``datetime``, ``date`` or ISO 8601 string (naive means UTC).
         last: keep only the ``last`` most recent of the matching runs, an int from 0 to :data:`MAX_LAST`.
 
     Raises:
-        ValueError: ``last`` is not an int from 0 to :data:`MAX_LAST` (message starts ``last:``), or
-            ``since`` is not a date/time (message starts ``since:``); raised before the file is opened.
+        ValueError: ``last`` is not an int from 0 to :data:`MAX_LAST` (message starts ``last:``),
+            ``since`` is not a date/time (message starts ``since:``), or ``run_ids`` holds something else
+            than run ids (message starts ``run_ids:``); raised before the file is opened.
         StoreError: the file cannot be used or read, or a stored run's JSON cannot be decoded (the
-            message names the run id and column).
+            message names the run id and column), or ``$MLX_EXPLORE_READ_ONLY`` holds a value other than
+            ``1``, ``0`` or empty.
     """
     if last is not None:
         last = _check_last(last)
-    where, params = _where(model=model, dataset=dataset, framework=framework, status=status, since=since)
+    where, params = _where(run_ids=run_ids, model=model, dataset=dataset, framework=framework, status=status,
+                           since=since)  # fmt: skip
     columns = ", ".join("r." + c for c in (*_RUN_BASE[1:], "metrics", *_RUN_JSON, "error_tail"))
     sql = f"SELECT r.id AS run_id, {columns} FROM runs r{where} ORDER BY r.id DESC"
     if last is not None:
@@ -430,6 +511,222 @@ def load_runs(db: str | Path | None = None, *, model=None, dataset=None, framewo
     for column in _RUN_JSON:
         df[column] = [_decode(path, v, "run", i, column) for i, v in zip(ids, df[column])]
     return pd.concat([df[list(_RUN_BASE)], table, df[[*_RUN_JSON, "error_tail"]]], axis=1)
+
+
+#: The fixed columns of :func:`load_metrics`.
+_METRIC_BASE = ("run_id", "created_at", "framework", "mode", "model", "dataset", "device", "status")
+#: The fixed columns of :func:`load_tags`.
+_TAG_BASE = ("run_id", "comparison_id", "created_at", "framework", "mode", "repeat", "status")
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def load_metrics(db: str | Path | None = None, *, metrics: Sequence[str] | str = ("samples_per_s", "test_accuracy"),
+                 model=None, dataset=None, framework=None, status="ok", since=None,
+                 last: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """A few metrics of many runs, for trends over time: one row per run, in the order they were stored.
+
+    Light where :func:`load_runs` is complete: each metric is taken out of the run's stored ``metrics`` JSON
+    by SQLite (``json_extract``); config, env, versions, flags and notes are not read, curves and epochs not
+    touched, and no JSON is decoded in Python. On 10,000 runs it takes tens of milliseconds.
+
+    Columns: ``run_id`` (int), ``created_at`` (UTC datetime), ``framework``, ``mode``, ``model``,
+    ``dataset``, ``device``, ``status`` (text; ``mode``/``model``/``dataset``/``device`` missing, None or
+    NaN, where not stored), then one float column per name in ``metrics``, in that order, in the metric's own unit
+    (``metric_docs.METRIC_DOCS``; e.g. ``samples_per_s`` [samples/s], ``test_accuracy`` [0-1]): NaN where
+    the run lacks the metric, stored null (NaN) or stored something that is not a number; JSON true/false
+    read as 1/0. A metric named like a fixed column is called ``metric_<name>``.
+
+    Args:
+        db: the store's file; ``None`` means :func:`default_path`. A missing file gives an empty table
+            with these columns (no file is created).
+        metrics: metric names (a name or a list of them; repeats are dropped), each made of letters,
+            digits and ``_``.
+        model, dataset, framework: keep runs whose value is this string or in this list.
+        status: keep runs with this status or one in this list; default ``"ok"`` (the runs that have
+            metrics); ``None``: every status.
+        since: keep runs stored at or after this ``datetime``, ``date`` or ISO 8601 string (naive means UTC).
+        last: keep only the ``last`` most recent of the matching runs, an int from 0 to :data:`MAX_LAST`.
+
+    Raises:
+        ValueError: a metric name that is not letters, digits and ``_`` (message starts ``metrics:``), a
+            bad ``last`` (``last:``) or ``since`` (``since:``); raised before the file is opened.
+        StoreError: as :func:`load_runs`; a kept run's ``metrics`` that is not a JSON object names the
+            run id and column.
+    """
+    names = _check_names("metrics", metrics)
+    if last is not None:
+        last = _check_last(last)
+    where, params = _where(model=model, dataset=dataset, framework=framework, status=status, since=since)
+    columns = [f"metric_{n}" if n in _METRIC_BASE else n for n in names]
+    extract = "".join(f", json_extract(NULLIF(r.metrics, ''), ?) AS \"{c}\"" for c in columns)
+    select = (f"SELECT r.id AS run_id, r.created_at, r.framework, r.mode, r.model, r.dataset, r.device, r.status, "
+              f"json_type(NULLIF(r.metrics, '')) AS metrics_type{extract} FROM runs r{where}")  # fmt: skip
+    paths = [f'$."{n}"' for n in names]
+    if last is None:
+        sql, all_params = f"{select} ORDER BY r.id", [*paths, *params]
+    else:
+        sql = f"SELECT * FROM ({select} ORDER BY r.id DESC LIMIT ?) ORDER BY run_id"
+        all_params = [*paths, *params, last]
+    path = _resolve(db)
+    df = _json_query(path, sql, all_params, ("metrics",), where, params)
+    if df is None:
+        return _typed(pd.DataFrame(columns=[*_METRIC_BASE, *columns]), columns)
+    kinds = df.pop("metrics_type")
+    bad = kinds.notna() & (kinds != "object")
+    if bad.any():
+        _raise_bad_json(path, int(df.loc[bad.idxmax(), "run_id"]), "metrics")
+    for c in columns:
+        if df[c].dtype == object:  # text, a list, an object: not a number
+            df[c] = [v if isinstance(v, (int, float, np.number)) else np.nan for v in df[c]]
+    df["created_at"] = _times(path, df)
+    return _typed(df, columns)
+
+
+def load_tags(db: str | Path | None = None, *, tags: Sequence[str] | str = (), env: Sequence[str] | str = (),
+              match: Mapping[str, str | int | float] | None = None, run_ids=None) -> pd.DataFrame:  # fmt: skip
+    """Runs with entries of their config's ``tags`` (what ``runner.compare(..., tags=...)`` stores with a
+    comparison and each of its runs; the standard suite's ``suite_session``, ``suite_item``...) and of their
+    ``env``, one row per run in the order they were stored.
+
+    Light: the entries are taken out of the stored JSON by SQLite (``json_extract``); curves, epochs and
+    metrics are not read, and no run's JSON is decoded in Python.
+
+    Columns: ``run_id``, ``comparison_id`` (int), ``created_at`` (UTC datetime), ``framework``, ``mode``,
+    ``repeat`` (1-based), ``status``; then one column per name in ``tags``: the entry as stored (text, a
+    number; missing, None or NaN, where the run has no such tag or its ``tags`` is not an object; a list or
+    object as its JSON text), a tag named like a fixed column being called ``tag_<name>``; then, if ``env``
+    names entries, ``env``: per run a dict of those of the entries its env holds, each as ``json.loads``
+    reads it (``{k: env[k] for k in names if k in env}`` of the decoded env, so ``suite.machine_id`` gives
+    the same for it as for the whole env).
+
+    Args:
+        db: the store's file; ``None`` means :func:`default_path`. A missing file gives an empty table.
+        tags: names of ``config["tags"]`` entries (a name or a list of them).
+        env: names of top-level ``env`` entries (a name or a list of them), e.g. ``"cpu_model"``.
+        match: keep only runs whose tags hold each of these entries with this value (text or a number,
+            compared as SQLite compares them); ``None``: every run, tagged or not.
+        run_ids: keep these runs (a run id or a list of them).
+
+    Raises:
+        ValueError: a name in ``tags``, ``env`` or ``match`` that is not letters, digits and ``_`` (message
+            starts with the argument's name), a ``match`` value that is not text or a number (``match:``),
+            ``run_ids`` that are not run ids (``run_ids:``).
+        StoreError: as :func:`load_runs`; a run's config or env that is not a JSON object names the run id
+            and the column.
+    """
+    names, env_names = _check_names("tags", tags), _check_names("env", env)
+    match = dict(match or {})
+    _check_names("match", list(match))
+    for key, value in match.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"match: the value of {key!r} must be text or a number, got {type(value).__name__} "
+                             f"{value!r}")  # fmt: skip
+    ids_where, ids_params = _where(run_ids=run_ids)
+    columns = [f"tag_{n}" if n in _TAG_BASE else n for n in names]
+    select = "".join(f", json_extract(NULLIF(r.config, ''), ?) AS \"{c}\"" for c in columns)
+    params: list = [f'$.tags."{n}"' for n in names]
+    if env_names:  # each entry's JSON type and its value as SQL text (quote: exact for numbers, no dtype guessing)
+        select += ", json_type(NULLIF(r.env, '')) AS env_kind" + "".join(
+            f", json_type(NULLIF(r.env, ''), ?) AS t{i}, quote(json_extract(NULLIF(r.env, ''), ?)) AS v{i}"
+            for i in range(len(env_names)))  # fmt: skip
+        params += [p for n in env_names for p in (f'$."{n}"', f'$."{n}"')]
+    clauses = [ids_where[len(" WHERE "):]] if ids_where else []
+    clauses += ["json_extract(NULLIF(r.config, ''), ?) = ?" for _ in match]
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    params += [*ids_params, *(p for key, value in match.items() for p in (f'$.tags."{key}"', value))]
+    sql = (f"SELECT r.id AS run_id, r.comparison_id, r.created_at, r.framework, r.mode, r.repeat, r.status{select} "
+           f"FROM runs r{where} ORDER BY r.id")  # fmt: skip
+    path = _resolve(db)
+    # The tags of every run the run_ids keep are read (to match them), so that is where a bad config is.
+    df = _json_query(path, sql, params, ("config", "env"), ids_where, ids_params)
+    if df is None:
+        return pd.DataFrame(columns=[*_TAG_BASE, *columns, *(["env"] if env_names else [])])
+    df["created_at"] = _times(path, df)
+    if env_names:
+        kinds = df.pop("env_kind")
+        bad = kinds.notna() & (kinds != "object")
+        if bad.any():
+            _raise_bad_json(path, int(df.loc[bad.idxmax(), "run_id"]), "env")
+        pairs = [(df.pop(f"t{i}").tolist(), df.pop(f"v{i}").tolist()) for i in range(len(env_names))]
+        df["env"] = [{n: _json_value(t[k], v[k]) for n, (t, v) in zip(env_names, pairs) if isinstance(t[k], str)}
+                     for k in range(len(df))]  # fmt: skip
+    return df
+
+
+def _json_value(kind: str, quoted: str) -> Any:
+    """What ``json.loads`` reads for a JSON value of SQLite's ``json_type`` ``kind`` whose ``json_extract``,
+    rendered by SQL ``quote()``, is ``quoted`` (numbers as exact digits, text in single quotes)."""
+    if kind in ("true", "false", "null"):
+        return {"true": True, "false": False, "null": None}[kind]
+    if kind == "integer":
+        return int(quoted)
+    if kind == "real":
+        return float(quoted)
+    text = quoted[1:-1].replace("''", "'")
+    return json.loads(text) if kind in ("array", "object") else text
+
+
+def latest_profile_runs(db: str | Path | None = None, *, model=None, dataset=None, framework=None, status=None,
+                        since=None) -> pd.DataFrame:  # fmt: skip
+    """The newest profiled run of each framework (the one stored last): :func:`load_profile_runs`' columns
+    and one row per framework that has a profile among the runs the filters keep, in run order.
+
+    For the profiler's category breakdown of a dashboard: ``profiling.load(db, run_ids=list(
+    latest_profile_runs(db)["run_id"]))``. It reads the profile summaries and their runs' columns, not the
+    op tables (those of the chosen runs are read by ``profiling.load``).
+
+    Args:
+        db, model, dataset, framework, status, since: as :func:`load_profile_runs`.
+
+    Raises:
+        ValueError: a bad ``since`` (message starts ``since:``).
+        StoreError: as :func:`load_runs`.
+    """
+    df = _profile_query(db, "profile_runs", _PROFILE_RUN_COLUMNS, "t.run_id", newest_per_framework=True, model=model,
+                        dataset=dataset, framework=framework, status=status, since=since)  # fmt: skip
+    return _profile_run_types(df)
+
+
+def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """:func:`load_metrics`' dtypes, also for an empty table: int ids, UTC times, float metrics."""
+    if df.empty:
+        df = df.astype({"run_id": "int64"}).assign(created_at=pd.to_datetime(df["created_at"], utc=True))
+    return df.astype({c: float for c in columns})
+
+
+def _check_names(arg: str, names: Sequence[str] | str) -> list[str]:
+    """``names`` (one or several, repeats dropped) as a list; ValueError starting ``arg:`` for a name that is
+    not letters, digits and ``_`` (they become JSON paths and column names)."""
+    values = [names] if isinstance(names, str) else list(names)
+    for name in values:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{arg}: names are made of letters, digits and _ (e.g. samples_per_s), got "
+                             f"{type(name).__name__} {name!r}")  # fmt: skip
+    return list(dict.fromkeys(values))
+
+
+def _json_query(path: Path, sql: str, params: list, json_columns: tuple[str, ...], where: str,
+                where_params: list) -> pd.DataFrame | None:  # fmt: skip
+    """:func:`_query` for a query that reads ``json_columns`` of ``runs r`` in SQL: where SQLite finds a
+    value that is not JSON, the StoreError names the first such run (among those ``where`` keeps) and column."""
+    try:
+        return _query(path, sql, params)
+    except StoreError as e:
+        if "malformed JSON" not in str(e.__cause__ or ""):
+            raise
+        for column in json_columns:
+            bad = _query(path, f"SELECT r.id AS run_id FROM runs r{where or ' WHERE 1'} AND NULLIF(r.{column}, '') "
+                               f"IS NOT NULL AND NOT json_valid(r.{column}) ORDER BY r.id LIMIT 1", where_params)
+            if bad is not None and len(bad):
+                _raise_bad_json(path, int(bad["run_id"].iloc[0]), column)
+        raise
+
+
+def _raise_bad_json(path: Path, run_id: int, column: str) -> None:
+    """Raise :func:`_decode`'s StoreError for run ``run_id``'s ``column`` (JSON that is not an object)."""
+    text = _query(path, f"SELECT {column} FROM runs WHERE id = ?", [run_id])
+    _decode(path, None if text is None or text.empty else text.iloc[0, 0], "run", run_id, column)
+    raise StoreError(path, f"Results store {path}: the {column!r} of run {run_id} cannot be read. {_ELSEWHERE}.")
 
 
 def load_curves(db: str | Path | None = None, *, run_ids=None, model=None, dataset=None, framework=None, status=None,
@@ -473,18 +770,28 @@ def load_profile_runs(db: str | Path | None = None, *, run_ids=None, model=None,
     (op names no rule maps) and ``notes``. Filters and errors as in :func:`load_curves`."""
     df = _profile_query(db, "profile_runs", _PROFILE_RUN_COLUMNS, "t.run_id", run_ids=run_ids, model=model,
                         dataset=dataset, framework=framework, status=status, since=since)  # fmt: skip
+    return _profile_run_types(df)
+
+
+def _profile_run_types(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("native", "unmapped", "notes"):
         df[c] = [json.loads(v) if isinstance(v, str) else [] for v in df[c]]
     return df.astype({c: float for c in ("step_ms", "unprofiled_step_ms", "ops_ms")})
 
 
-def _profile_query(db, table: str, columns: tuple[str, ...], order: str, **filters) -> pd.DataFrame:
+def _profile_query(db, table: str, columns: tuple[str, ...], order: str, *, newest_per_framework: bool = False,
+                   **filters) -> pd.DataFrame:  # fmt: skip
     path = _resolve(db)
     tables = _query(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
     if tables is None or tables.empty or table == "profiles" and _query(
             path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'profile_runs'", []).empty:  # fmt: skip
         return pd.DataFrame(columns=list(columns))  # no store, or one from before profiles (schema 1)
     where, params = _where(**filters)
+    if newest_per_framework:  # the filters pick the candidates; of those, the highest run id per framework
+        # CROSS JOIN: SQLite then reads profile_runs (one row per profiled run) first and looks each run up,
+        # rather than walking every run to look for its profile.
+        where = (f" WHERE t.run_id IN (SELECT max(p.run_id) FROM profile_runs p CROSS JOIN runs r ON r.id = p.run_id"
+                 f"{where} GROUP BY r.framework)")  # fmt: skip
     select = ", ".join(("r." if c in ("framework", "mode", "repeat") else "t.") + c for c in columns)
     sql = f"SELECT {select} FROM {table} t JOIN runs r ON r.id = t.run_id{where} ORDER BY t.run_id, {order}"
     df = _query(path, sql, params)
@@ -517,8 +824,9 @@ def _connect(path: Path, *, create: bool = True, immutable: bool = False) -> sql
         conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
     else:
         # mode=rw (SQLite falls back to read-only by itself when the file cannot be written): unlike mode=ro,
-        # the last connection to close removes the -wal/-shm files it made. See the module docstring.
-        query = "mode=ro&immutable=1" if immutable else "mode=rw"
+        # the last connection to close removes the -wal/-shm files it made. mode=ro when $MLX_EXPLORE_READ_ONLY
+        # asks for it: nothing written, not even a checkpoint. See the module docstring.
+        query = "mode=ro&immutable=1" if immutable else "mode=ro" if _read_only_requested(path) else "mode=rw"
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=_BUSY_MS / 1000,
                                isolation_level=None)  # fmt: skip
     try:
@@ -566,6 +874,7 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
 def _query(path: Path, sql: str, params: list) -> pd.DataFrame | None:
     """Run a read-only query; ``None`` when the file is missing or has no schema yet. Works on a store this
     user cannot write (see the module docstring); SQLite errors become :class:`StoreError`."""
+    _read_only_requested(path)  # a value it does not understand is an error even where no file is
     if not _exists(path):  # also False for a path under a file: nothing stored there
         return None
     if path.is_dir():

@@ -240,22 +240,37 @@ def this_machine() -> str:
     return machine_id(environment())
 
 
-def _suite_runs(db: str | Path | None) -> pd.DataFrame:
-    from .results import load_runs
+#: The tags ``run`` stores with each suite run (besides ``suite``), in the order :func:`latest` adds them as columns.
+_TAGS = ("suite_version", "suite_size", "suite_item", "suite_session", "suite_planned", "suite_device")
+#: The entries of a run's env that :func:`machine_id` reads.
+_MACHINE_KEYS = ("cpu_model", "usable_cores", "gpus")
+_SESSION_COLUMNS = ["session", "started", "suite_version", "size", "device", "machine", "frameworks", "runs",
+                    "complete", "missing"]  # fmt: skip
 
-    runs = load_runs(db)
+
+def _summary(db: str | Path | None) -> pd.DataFrame:
+    """One row per suite run (its config's ``tags["suite"]`` is :data:`SUITE_NAME`), in run order: ``run_id``,
+    ``comparison_id``, ``created_at``, ``framework``, ``mode``, ``repeat``, ``status`` and the tags of
+    :data:`_TAGS`. Read in SQL (``results.load_tags``): no run's JSON is decoded, no curve read."""
+    from .results import load_tags
+
+    return load_tags(db, tags=_TAGS, match={"suite": SUITE_NAME})
+
+
+def _with_tags(runs: pd.DataFrame) -> pd.DataFrame:
+    """``load_runs``' table of suite runs with their tags (:data:`_TAGS`) and ``machine`` as columns."""
     tags = [c.get("tags") if isinstance(c, dict) else None for c in runs["config"]]
-    keep = [isinstance(t, dict) and t.get("suite") == SUITE_NAME for t in tags]
-    runs = runs[pd.Series(keep, index=runs.index, dtype=bool)].copy()  # a plain empty list would select columns
-    tags = [t for t, k in zip(tags, keep) if k]
-    for key in ("suite_version", "suite_size", "suite_item", "suite_session", "suite_planned", "suite_device"):
-        runs[key] = [t.get(key) for t in tags]
+    for key in _TAGS:
+        runs[key] = [t.get(key) if isinstance(t, dict) else None for t in tags]
     runs["machine"] = [machine_id(e) for e in runs["env"]]
     return runs
 
 
 def sessions(db: str | Path | None = None) -> pd.DataFrame:
     """Every suite session in the store, newest first.
+
+    Fast on a big store: each run's tags, and the machine entries of each session's first run's env, are
+    read in SQL (``results.load_tags``); no run is decoded whole, no curve is read.
 
     Returns:
         DataFrame with columns ``session``, ``started`` (UTC), ``suite_version``, ``size``,
@@ -266,35 +281,59 @@ def sessions(db: str | Path | None = None) -> pd.DataFrame:
     Raises:
         StoreError: the store cannot be read.
     """
-    return _sessions_of(_suite_runs(db))
+    return _sessions_of(_summary(db), db)
 
 
-def _sessions_of(runs: pd.DataFrame) -> pd.DataFrame:
+def _sessions_of(runs: pd.DataFrame, db: str | Path | None) -> pd.DataFrame:
+    """:func:`sessions`' table from :func:`_summary`'s rows. A session's version, size, device and machine
+    are those of its first run, an item's planned runs those of its first run."""
+    from .results import load_tags
+
+    runs = runs[runs["suite_session"].notna()]
+    if runs.empty:
+        return pd.DataFrame(columns=_SESSION_COLUMNS)
+    firsts = runs.drop_duplicates("suite_session")  # in order of first appearance, as groupby(sort=False)
+    ids = [int(i) for i in firsts["run_id"]]
+    machines = {}
+    for k in range(0, len(ids), 500):  # in SQL, by run id; 500 at a time (old SQLites bind at most 999 values)
+        envs = load_tags(db, env=_MACHINE_KEYS, run_ids=ids[k:k + 500])
+        machines.update(zip(envs["run_id"], (machine_id(e) for e in envs["env"])))
+    by_session = runs.groupby("suite_session", sort=False)
+    started, count = by_session["created_at"].min().to_dict(), by_session.size().to_dict()
+    frameworks: dict[Any, list] = {}
+    for session, fw in runs[["suite_session", "framework"]].drop_duplicates().itertuples(index=False):
+        frameworks.setdefault(session, []).append(fw)  # in order of first appearance
+    item_firsts = runs.drop_duplicates(["suite_session", "suite_item"])
+    planned = dict(zip(zip(item_firsts["suite_session"], item_firsts["suite_item"]), item_firsts["suite_planned"]))
+    ended_runs = runs[runs["status"].isin(_ENDED)]
+    ended = ended_runs.groupby(["suite_session", "suite_item"], sort=False).size().to_dict()
     rows = []
-    for session, part in runs.groupby("suite_session", sort=False):
+    for first in firsts.itertuples(index=False):
+        session = first.suite_session
         missing = []
         for name in ITEM_NAMES:
-            got = part[part["suite_item"] == name]
-            planned = int(got["suite_planned"].iloc[0]) if len(got) else None
-            ended = int(got["status"].isin(_ENDED).sum())
-            if planned is None:
+            if (session, name) not in planned:
                 missing.append(f"{name}: not run")
-            elif ended < planned:
-                missing.append(f"{name}: {ended} of {planned} runs ended")
+                continue
+            n_planned, n_ended = int(planned[session, name]), int(ended.get((session, name), 0))
+            if n_ended < n_planned:
+                missing.append(f"{name}: {n_ended} of {n_planned} runs ended")
         rows.append({
-            "session": session, "started": part["created_at"].min(), "suite_version": part["suite_version"].iloc[0],
-            "size": part["suite_size"].iloc[0], "device": part["suite_device"].iloc[0],
-            "machine": part["machine"].iloc[0], "frameworks": ",".join(dict.fromkeys(part["framework"])),
-            "runs": len(part), "complete": not missing, "missing": "; ".join(missing),
+            "session": session, "started": started[session], "suite_version": first.suite_version,
+            "size": first.suite_size, "device": first.suite_device, "machine": machines[first.run_id],
+            "frameworks": ",".join(frameworks[session]), "runs": int(count[session]), "complete": not missing,
+            "missing": "; ".join(missing),
         })  # fmt: skip
-    table = pd.DataFrame(rows, columns=["session", "started", "suite_version", "size", "device", "machine",
-                                        "frameworks", "runs", "complete", "missing"])  # fmt: skip
+    table = pd.DataFrame(rows, columns=_SESSION_COLUMNS)
     return table.sort_values("started", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def latest(db: str | Path | None = None, *, device: str | None = None, machine: str | None = None,
            session: str | None = None) -> pd.DataFrame:  # fmt: skip
     """The newest complete suite session of this machine and this suite version, one row per run.
+
+    Fast on a big store: the sessions are summed up in SQL (as :func:`sessions`); only the chosen session's
+    runs are read whole (and its parity curves by ``figures``).
 
     Args:
         db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
@@ -305,8 +344,9 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
             and of :data:`SUITE_VERSION`.
 
     Returns:
-        :func:`mlx_explore.results.load_runs`' columns for the session's runs, plus ``suite_item``,
-        ``suite_session``, ``suite_size``, ``suite_version``, ``suite_device`` and ``machine``.
+        :func:`mlx_explore.results.load_runs`' columns for the session's runs (a metric column for
+        each metric those runs hold), plus ``suite_version``, ``suite_size``, ``suite_item``,
+        ``suite_session``, ``suite_planned``, ``suite_device`` and ``machine``.
 
     Raises:
         NoSuite: none qualifies; the message says what the store holds and which command to run
@@ -315,9 +355,11 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
             incomplete one (field ``suite``, listing the usable sessions).
         StoreError: the store cannot be read.
     """
+    from .results import load_runs
+
     machine = machine if machine is not None else this_machine()
-    runs = _suite_runs(db)  # read once: the sessions and the chosen one's runs come from it
-    table = _sessions_of(runs)
+    summary = _summary(db)  # read once: the sessions and the chosen one's run ids come from it
+    table = _sessions_of(summary, db)
     usable = table[table["complete"] & (table["suite_version"] == SUITE_VERSION) & (table["machine"] == machine)]
     if device is not None:
         usable = usable[usable["device"] == device]
@@ -341,6 +383,8 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
     if usable.empty:
         raise NoSuite(_no_suite_message(table, machine, device), table)
     chosen = usable.iloc[0]["session"]
+    ids = [int(i) for i in summary.loc[summary["suite_session"] == chosen, "run_id"]]
+    runs = _with_tags(load_runs(db, run_ids=ids))  # only the chosen session's runs are read whole
     return runs[runs["suite_session"] == chosen].reset_index(drop=True)
 
 

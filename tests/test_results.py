@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,8 +15,8 @@ import pandas as pd
 import pytest
 
 from mlx_explore import results
-from mlx_explore.results import (SCHEMA_VERSION, ResultsStore, StoreError, load_curves, load_epochs, load_profile_runs,
-                                 load_profiles, load_runs)
+from mlx_explore.results import (SCHEMA_VERSION, ResultsStore, StoreError, latest_profile_runs, load_curves,
+                                 load_epochs, load_metrics, load_profile_runs, load_profiles, load_runs, load_tags)
 
 CONFIG = {"model": "mlp", "dataset": "digits", "epochs": 2, "lr": 0.1}
 ENV = {"python": "3.11", "cpu": "x86_64"}
@@ -350,3 +351,307 @@ def test_a_lock_held_too_long_is_a_store_write_error(db, monkeypatch):
         other.close()
         store.close()
     assert load_runs(db)["framework"].tolist() == ["torch", "jax", "tensorflow"]
+
+
+# ------------------------------------------------------------------------------------------ read-only opening
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def crashed_store(tmp_path):
+    """A store as a writer that died left it: its second run committed but only in the write-ahead log
+    (never checkpointed into the file). Any connection that may write folds the log into the file."""
+    live = tmp_path / "live" / "results.db"
+    with ResultsStore(live) as store:
+        cid = store.begin_comparison(CONFIG, ENV)
+        store.add_run(cid, make_run("torch"))
+    with ResultsStore(live) as store:  # stays open while the files are copied: its log is not checkpointed
+        store.add_run(cid, make_run("jax"))
+        crashed = tmp_path / "crashed"
+        crashed.mkdir()
+        for name in ("results.db", "results.db-wal"):
+            (crashed / name).write_bytes((live.parent / name).read_bytes())
+    assert (crashed / "results.db-wal").stat().st_size > 0
+    return crashed / "results.db"
+
+
+def test_read_only_variable_reads_with_mode_ro(tmp_path, monkeypatch):
+    """Behavioural proof of ``mode=ro``: a read of a store whose log holds committed rows sees them and leaves
+    the file and its log byte for byte as they were; the same read without the variable (``mode=rw``)
+    checkpoints the log into the file as its connection closes."""
+    path = crashed_store(tmp_path)
+    before = snapshot(path.parent)
+    monkeypatch.setenv(results.READ_ONLY_VAR, "1")
+    assert load_runs(path)["framework"].tolist() == ["torch", "jax"]  # the run only the log holds is read
+    assert load_metrics(path)["framework"].tolist() == ["torch", "jax"] and len(load_curves(path)) == 8
+    after = snapshot(path.parent)
+    assert after["results.db"] == before["results.db"] and after["results.db-wal"] == before["results.db-wal"]
+    assert set(after) == {"results.db", "results.db-wal", "results.db-shm"}  # mode=ro leaves the index it made
+    monkeypatch.delenv(results.READ_ONLY_VAR)
+    assert load_runs(path)["framework"].tolist() == ["torch", "jax"]
+    after = snapshot(path.parent)
+    assert sorted(after) == ["results.db"] and after["results.db"] != before["results.db"]  # mode=rw wrote it
+
+
+def test_read_only_variable_refuses_writing_before_touching_anything(db, tmp_path, monkeypatch):
+    monkeypatch.setenv(results.READ_ONLY_VAR, "1")
+    before = snapshot(db.parent)
+    for path in (db, tmp_path / "new" / "results.db"):
+        with pytest.raises(results.StoreWriteError) as info:
+            ResultsStore(path)
+        message = str(info.value)
+        assert info.value.reason == "read-only" and info.value.path == path and str(path) in message
+        assert "MLX_EXPLORE_READ_ONLY=1" in message and "unset MLX_EXPLORE_READ_ONLY" in message
+        assert "Nothing was changed" in message
+    assert snapshot(db.parent) == before and not (tmp_path / "new").exists()  # no folder, no -wal, not a byte
+    assert load_runs(db)["framework"].tolist() == ["torch", "jax"]  # reading works
+    assert snapshot(db.parent)["results.db"] == before["results.db"]
+    monkeypatch.setenv(results.READ_ONLY_VAR, "0")  # 0 (or empty, or unset): read and write
+    with ResultsStore(db) as store:
+        store.add_run(1, make_run("sklearn"))
+    assert load_runs(db)["framework"].tolist() == ["torch", "jax", "sklearn"]
+
+
+def test_read_only_context_manager_sets_and_restores_the_variable(db, monkeypatch):
+    monkeypatch.delenv(results.READ_ONLY_VAR, raising=False)
+    with results.read_only():
+        assert os.environ[results.READ_ONLY_VAR] == "1"
+        with pytest.raises(results.StoreWriteError, match="read-only"):
+            ResultsStore(db)
+        assert len(load_runs(db)) == 2
+    assert results.READ_ONLY_VAR not in os.environ
+    ResultsStore(db).close()
+    monkeypatch.setenv(results.READ_ONLY_VAR, "0")
+    with pytest.raises(KeyError), results.read_only():
+        raise KeyError("boom")
+    assert os.environ[results.READ_ONLY_VAR] == "0"  # restored after an error too
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "2"])
+def test_a_read_only_value_it_does_not_understand_is_refused(db, tmp_path, monkeypatch, value):
+    monkeypatch.setenv(results.READ_ONLY_VAR, value)
+    for attempt in (lambda: ResultsStore(db), lambda: load_runs(db), lambda: load_metrics(tmp_path / "none.db")):
+        with pytest.raises(StoreError, match=f"MLX_EXPLORE_READ_ONLY='{value}' is not understood: set it to 1"):
+            attempt()
+
+
+READ_ONLY_FOLDER_CHILD = r"""
+import json, sys
+from pathlib import Path
+from mlx_explore.results import load_metrics, load_runs
+path = Path(sys.argv[1])
+try:
+    open(path.parent / "probe", "x").close()
+    sys.exit(3)  # this process can write the folder: the test would prove nothing
+except PermissionError:
+    pass
+print(json.dumps({"runs": load_runs(path)["framework"].tolist(), "ok": load_metrics(path)["run_id"].tolist()}))
+"""
+
+
+def test_read_only_variable_still_reads_a_read_only_folder(db):
+    """In a read-only folder ``mode=ro`` cannot make the -shm file either: the ``immutable=1`` read still works."""
+    from .conftest import without_write_override
+
+    before = snapshot(db.parent)
+    db.parent.chmod(0o555)
+    try:
+        proc = subprocess.run(without_write_override([sys.executable, "-c", READ_ONLY_FOLDER_CHILD, str(db)]),
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, results.READ_ONLY_VAR: "1"})  # fmt: skip
+    finally:
+        db.parent.chmod(0o755)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == {"runs": ["torch", "jax"], "ok": [1]}
+    assert snapshot(db.parent) == before
+
+
+# ------------------------------------------------------------------------------------------ light loaders
+
+
+def test_load_metrics_reads_a_few_metrics_of_many_runs(db):
+    with ResultsStore(db) as store:
+        store.add_run(1, {**make_run("sklearn"), "metrics": {"test_accuracy": "high", "samples_per_s": 1500,
+                                                            "status": 7.0}})  # fmt: skip
+    trend = load_metrics(db)  # status "ok" by default
+    assert list(trend.columns) == ["run_id", "created_at", "framework", "mode", "model", "dataset", "device", "status",
+                                   "samples_per_s", "test_accuracy"]  # fmt: skip
+    assert trend["run_id"].tolist() == [1, 3] and trend["framework"].tolist() == ["torch", "sklearn"]
+    assert trend["samples_per_s"].isna().tolist() == [True, False] and trend["samples_per_s"].iloc[1] == 1500.0
+    assert trend["test_accuracy"].iloc[0] == 0.9 and np.isnan(trend["test_accuracy"].iloc[1])  # text: not a number
+    assert trend["run_id"].dtype == np.int64 and str(trend["created_at"].dt.tz) == "UTC"
+    assert trend["samples_per_s"].dtype == np.float64 and trend["test_accuracy"].dtype == np.float64
+    runs = load_runs(db, status="ok")
+    assert trend["created_at"].tolist() == runs["created_at"].tolist()
+    assert trend[["model", "dataset", "device", "mode"]].values.tolist() == [["mlp", "digits", "cpu", "eager"]] * 2
+
+    every = load_metrics(db, metrics=["extra", "train_s", "extra", "status"], status=None)
+    assert list(every.columns[-3:]) == ["extra", "train_s", "metric_status"]  # repeats dropped, clash renamed
+    assert every["status"].tolist() == ["ok", "diverged", "ok"]
+    assert every["extra"].isna().tolist() == [True, False, True] and every["extra"].iloc[1] == 3.0
+    assert every["train_s"].isna().all()  # stored null
+    assert every["metric_status"].isna().tolist() == [True, True, False]
+    jax = load_metrics(db, metrics="test_accuracy", framework="jax", status=["diverged"])
+    assert jax["test_accuracy"].tolist() == [0.8]
+    assert load_metrics(db, status=None, last=2)["run_id"].tolist() == [2, 3]
+    assert load_metrics(db, status=None, framework=["torch", "jax"], last=1)["run_id"].tolist() == [2]
+    assert load_metrics(db, model="cnn").empty and len(load_metrics(db, since="2000-01-01")) == 2
+    none = load_metrics(db, since=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+    assert none.empty and list(none.columns) == list(trend.columns)
+    assert list(load_metrics(db, metrics=[]).columns) == list(trend.columns[:8])
+
+
+def test_load_metrics_on_a_missing_file_and_bad_names(tmp_path):
+    path = tmp_path / "nowhere" / "results.db"
+    empty = load_metrics(path, metrics=["mfu"])
+    assert empty.empty and list(empty.columns) == [*results._METRIC_BASE, "mfu"]
+    assert empty["mfu"].dtype == np.float64 and str(empty["created_at"].dt.tz) == "UTC"
+    for bad in (["samples/s"], ["x') OR 1 --"], ["a.b"], [""], [3], ["ok", None]):
+        with pytest.raises(ValueError, match=r"^metrics: names are made of letters, digits and _"):
+            load_metrics(path, metrics=bad)
+    with pytest.raises(ValueError, match="^last:"):
+        load_metrics(path, last=-1)
+    with pytest.raises(ValueError, match="^since:"):
+        load_metrics(path, since="yesterday")
+    assert not path.parent.exists()
+
+
+def test_load_metrics_decodes_no_other_json_and_names_a_bad_metrics_row(db):
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET config = '{broken', env = '[', versions = 'x', notes = NULL WHERE id = 1")
+    conn.commit()
+    with pytest.raises(StoreError, match="the 'versions' of run 1 is not valid JSON"):
+        load_runs(db)
+    assert load_metrics(db, status=None)["test_accuracy"].tolist() == [0.9, 0.8]  # it never reads them
+    for value, problem in (("{not json", "is not valid JSON"), ("[1, 2]", "is JSON list, not an object")):
+        conn.execute("UPDATE runs SET metrics = ? WHERE id = 2", (value,))
+        conn.commit()
+        assert load_metrics(db)["run_id"].tolist() == [1]  # run 2 (diverged) is not among the runs kept
+        with pytest.raises(StoreError) as info:
+            load_metrics(db, status=None)
+        assert f"the 'metrics' of run 2 {problem}" in str(info.value) and "WHERE id = 2" in str(info.value)
+    conn.execute("UPDATE runs SET metrics = '' WHERE id = 2")  # empty: no metrics, as load_runs reads it
+    conn.commit()
+    conn.close()
+    assert load_metrics(db, status=None)["test_accuracy"].isna().tolist() == [False, True]
+
+
+def test_load_tags_reads_config_tags_in_sql(tmp_path):
+    path = tmp_path / "results.db"
+    with ResultsStore(path) as store:
+        cid = store.begin_comparison({**CONFIG, "tags": {"suite": "standard", "suite_item": "cnn", "n": 2,
+                                                         "status": "x"}}, ENV)  # fmt: skip
+        store.add_run(cid, make_run("torch"))  # the run's config is the comparison's
+        store.add_run(store.begin_comparison(CONFIG, ENV), make_run("jax"))  # no tags
+        store.add_run(cid, {**make_run("sklearn"), "config": {"tags": ["not", "an", "object"]}})
+    every = load_tags(path, tags=["suite_item", "n", "status"])
+    assert list(every.columns) == [*results._TAG_BASE, "suite_item", "n", "tag_status"]
+    assert every["run_id"].tolist() == [1, 2, 3] and every["suite_item"].iloc[0] == "cnn"
+    assert every["suite_item"].isna().tolist() == [False, True, True]  # no tags; tags not an object
+    assert every["n"].iloc[0] == 2 and every["n"].iloc[1:].isna().all() and every["tag_status"].iloc[0] == "x"
+    assert every["comparison_id"].tolist() == [1, 2, 1] and str(every["created_at"].dt.tz) == "UTC"
+    assert load_tags(path, tags="suite_item", match={"suite": "standard"})["run_id"].tolist() == [1]
+    assert load_tags(path, tags=[], match={"n": 2})["run_id"].tolist() == [1]
+    assert load_tags(path, tags="n", match={"suite": "other"}).empty
+    assert list(load_tags(tmp_path / "none.db", tags="n").columns) == [*results._TAG_BASE, "n"]
+    for kwargs, start in ((dict(tags=["a-b"]), "tags:"), (dict(tags=[], match={"a b": 1}), "match:"),
+                          (dict(tags=[], match={"suite": None}), "match:"),
+                          (dict(tags=[], match={"suite": True}), "match:")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{start}"):
+            load_tags(path, **kwargs)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE runs SET config = '{\"tags\": ' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="the 'config' of run 2 is not valid JSON"):
+        load_tags(path, tags="n", match={"suite": "standard"})
+
+
+def test_latest_profile_runs_gives_the_newest_profile_per_framework(db):
+    def profile(ms):
+        return {"steps": 5, "step_ms": ms, "unprofiled_step_ms": ms, "ops_ms": ms, "device": "cpu",
+                "rows": [{"op": "dot", "category": "matmul", "self_ms_per_step": ms}]}  # fmt: skip
+
+    none = latest_profile_runs(db)
+    assert none.empty and list(none.columns) == list(load_profile_runs(db).columns)
+    with ResultsStore(db) as store:
+        store.add_profile(1, profile(1.0))
+        store.add_profile(2, profile(2.0))
+        cid = store.begin_comparison({**CONFIG, "model": "cnn"}, ENV)
+        store.add_profile(store.add_run(cid, make_run("torch")), profile(3.0))
+        store.add_run(cid, make_run("torch"))  # newer, not profiled
+    newest = latest_profile_runs(db)
+    assert newest[["run_id", "framework", "step_ms"]].values.tolist() == [[2, "jax", 2.0], [3, "torch", 3.0]]
+    assert newest["native"].tolist() == [[], []] and newest["step_ms"].dtype == np.float64
+    assert latest_profile_runs(db, model="mlp")["run_id"].tolist() == [1, 2]
+    assert latest_profile_runs(db, framework="torch", status="ok")["run_id"].tolist() == [3]
+    assert latest_profile_runs(db, since=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).empty
+    assert latest_profile_runs(db.parent / "none.db").empty
+
+
+def test_the_indices_are_made_and_added_to_an_older_store(db):
+    def indices():
+        conn = sqlite3.connect(db)
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        finally:
+            conn.close()
+
+    assert {"runs_lookup", "runs_status", "curves_run", "epochs_run", "profiles_run"} <= indices()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX runs_status")  # a store made before the index existed
+    conn.commit()
+    conn.close()
+    assert len(load_metrics(db)) == 1 and "runs_status" not in indices()  # reading works and adds nothing
+    ResultsStore(db).close()  # the next opening for writing adds it
+    assert "runs_status" in indices()
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_schema_1_store_gets_the_indices_on_upgrading(tmp_path):
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in results._SCHEMA:
+        if "profile" not in statement and "runs_status" not in statement:
+            conn.execute(statement)
+    conn.execute("CREATE TABLE profiles (run_id INTEGER, name TEXT)")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("created_by", "mlx-explore"), ("schema_version", "1")])
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    ResultsStore(path).close()
+    conn = sqlite3.connect(path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"runs_status", "profiles_run"} <= names and conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
+def test_load_tags_env_entries_are_what_json_reads(tmp_path):
+    """``env`` entries come back as ``json.loads`` gives them (types and all), though SQLite takes them out."""
+    path = tmp_path / "results.db"
+    envs = [{"cpu_model": "it's", "usable_cores": 2, "gpus": ["A, 1", "B"], "other": 1},
+            {"usable_cores": 2.5, "gpus": None}, {"cpu_model": None, "usable_cores": True, "gpus": {"x": [1, {"y": 2}]}},
+            {}, {"cpu_model": 0.30000000000000004, "usable_cores": 123456789012345678, "gpus": "text"}]  # fmt: skip
+    with ResultsStore(path) as store:
+        cid = store.begin_comparison(CONFIG, ENV)
+        ids = [store.add_run(cid, {**make_run("torch"), "env": e}) for e in envs]
+    keys = ["cpu_model", "usable_cores", "gpus"]
+    got = load_tags(path, env=keys)
+    assert list(got.columns) == [*results._TAG_BASE, "env"]
+    for env, want in zip(got["env"], envs):
+        want = {k: want[k] for k in keys if k in want}
+        assert env == want and [type(v) for v in env.values()] == [type(v) for v in want.values()]
+    some = load_tags(path, env="gpus", run_ids=ids[1:3])
+    assert some["env"].tolist() == [{"gpus": None}, {"gpus": {"x": [1, {"y": 2}]}}]
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE runs SET env = '[1]' WHERE id = ?", (ids[3],))
+    conn.execute("UPDATE runs SET env = '{oops' WHERE id = ?", (ids[4],))
+    conn.commit()
+    conn.close()
+    assert len(load_tags(path, env=keys, run_ids=ids[:3])) == 3
+    with pytest.raises(StoreError, match=f"the 'env' of run {ids[3]} is JSON list, not an object"):
+        load_tags(path, env=keys, run_ids=ids[3])
+    with pytest.raises(StoreError, match=f"the 'env' of run {ids[4]} is not valid JSON"):
+        load_tags(path, env=keys, run_ids=ids[4])

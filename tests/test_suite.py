@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from mlx_explore import suite
+from mlx_explore import results, suite
 from mlx_explore.comparison import plan
 from mlx_explore.config import ConfigError
-from mlx_explore.results import load_runs
+from mlx_explore.results import StoreError, load_runs
 
 from .conftest import SUITE_FRAMEWORKS, run_cli
 from .suite_fakes import other_machine_env, write_suite
@@ -140,3 +140,47 @@ def test_an_interrupted_suite_is_not_used(tmp_path):
     assert "stopped (incomplete: small_batch" in err.value.message
     with sqlite3.connect(db) as conn:  # the runs themselves are kept
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
+
+
+def test_latest_reads_only_the_chosen_session_whole(tmp_path, monkeypatch):
+    """The sessions are summed up from what SQLite reads of each run (``results.load_tags``: tags, and the
+    machine of each session's first run): only the chosen session's runs are decoded, however big the store."""
+    db = tmp_path / "r.db"
+    old_ids = write_suite(db, session="old")
+    new_ids = write_suite(db, session="new")
+    half_ids = write_suite(db, session="half", skip_items=("parity",), frameworks=("jax", "torch"))
+    decoded = set()
+    real = results._decode
+
+    def spy(path, text, table, row_id, column):
+        if table == "run":
+            decoded.add(int(row_id))
+        return real(path, text, table, row_id, column)
+
+    monkeypatch.setattr(results, "_decode", spy)
+    runs = suite.latest(db)
+    assert sorted(runs["run_id"]) == sorted(new_ids) and set(runs["suite_session"]) == {"new"}
+    assert decoded == set(new_ids)
+    table = suite.sessions(db).set_index("session")
+    assert table.loc["half", "frameworks"] == "jax,torch" and table.loc["half", "runs"] == len(half_ids)
+    assert table.loc["half", "missing"] == "parity: not run" and table.loc["old", "runs"] == len(old_ids)
+    started = load_runs(db, run_ids=half_ids)["created_at"].min()
+    assert table.loc["half", "started"] == started and list(table.index) == ["half", "new", "old"]
+
+
+def test_a_damaged_run_elsewhere_does_not_stop_latest(tmp_path):
+    db = tmp_path / "r.db"
+    old_ids = write_suite(db, session="old")
+    new_ids = write_suite(db, session="new")
+    with sqlite3.connect(db) as conn:
+        for run_id in (old_ids[0], old_ids[5]):  # a session's first run too (its machine is read in SQL)
+            conn.execute("UPDATE runs SET notes = '{oops', metrics = '[' WHERE id = ?", (run_id,))
+    assert set(suite.latest(db)["suite_session"]) == {"new"} and len(suite.sessions(db)) == 2
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET notes = '{oops' WHERE id = ?", (new_ids[3],))
+    with pytest.raises(StoreError, match=f"the 'notes' of run {new_ids[3]} is not valid JSON"):
+        suite.latest(db)  # the chosen session is read whole
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET config = '{oops' WHERE id = ?", (old_ids[3],))
+    with pytest.raises(StoreError, match=f"the 'config' of run {old_ids[3]} is not valid JSON"):
+        suite.sessions(db)  # every run's tags are read: a config that is not JSON is named
