@@ -154,3 +154,19 @@ def test_corrupt_store_shows_the_store_error(tmp_path):
     assert ex.time_fig.data == () and ex.scatter_fig.data == () and ex.runs.empty
     ex.refresh()  # still no exception
     assert "corrupt" in ex.status.value
+
+
+def test_device_filter_keeps_the_runs_of_one_device(tmp_path):
+    path = tmp_path / "devices.db"
+    with ResultsStore(path) as store:
+        for device, sps in (("cpu", 100.0), ("cuda:0", 5000.0), ("cpu", 120.0)):
+            cid = store.begin_comparison({"model": "mlp", "dataset": "digits"}, ENV)
+            store.add_run(cid, {"framework": "torch", "mode": "eager", "status": "ok", "device": device,
+                                "metrics": {"samples_per_s": sps, "test_accuracy": 0.9}})  # fmt: skip
+    ex = ResultsExplorer(path, device="cuda:0")
+    assert ex.device.options == ("all", "cpu", "cuda:0") and ex.device.value == "cuda:0"
+    assert traces(ex.time_fig) == {"torch": [5000.0]} and len(ex.runs) == 1
+    ex.device.value = "cpu"
+    assert traces(ex.time_fig) == {"torch": [100.0, 120.0]}
+    ex.device.value = "all"
+    assert len(ex.runs) == 3

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from mlx_explore.metric_docs import METRIC_DOCS
 from mlx_explore.results import StoreError, default_path, load_runs
 
-from ._common import FRAMEWORK_COLORS, MODE_DASH, color, edit
+from ._common import FRAMEWORK_COLORS, MODE_DASH, color, edit, figure_widget
 
 ALL = "all"
 #: ``load_runs`` columns that are not metrics.
@@ -67,6 +67,7 @@ class ResultsExplorer(widgets.VBox):
             ``~/.mlx_explore/results.db``. Only read, never created.
         metric: the metric plotted over time (a column of ``load_runs``, e.g. ``samples_per_s`` [samples/s]).
         model, dataset: show only this model / data set (``None``: all).
+        device: show only runs on this device, as stored (e.g. ``cpu``, ``cuda:0``; ``None``: all).
         frameworks: frameworks ticked at the start (``None``: every framework in the store).
         since: show runs stored on or after this day, UTC (``date``, ``datetime`` or ISO 8601 string; ``None``: all).
 
@@ -76,7 +77,7 @@ class ResultsExplorer(widgets.VBox):
 
     Attributes:
         runs: ``pandas.DataFrame``, the filtered runs (all statuses), as ``load_runs`` returns them.
-        model, dataset, metric: ``Dropdown``; framework_boxes: ``{framework: Checkbox}``; since: ``DatePicker``.
+        model, dataset, device, metric: ``Dropdown``; framework_boxes: ``{framework: Checkbox}``; since: ``DatePicker``.
         refresh_button: ``Button``; status: ``HTML``; table: ``HTML``.
         time_fig: ``go.FigureWidget``, metric against ``created_at`` (naive UTC), one trace per framework
             (per ``framework/mode`` when several modes are shown; ``meta`` = ``{framework, mode}``; ``customdata`` =
@@ -85,7 +86,8 @@ class ResultsExplorer(widgets.VBox):
     """
 
     def __init__(self, db: str | Path | None = None, metric: str = "samples_per_s", model: str | None = None,
-                 dataset: str | None = None, frameworks: list[str] | None = None, since=None):  # fmt: skip
+                 dataset: str | None = None, frameworks: list[str] | None = None, since=None,
+                 device: str | None = None):  # fmt: skip
         self.db = Path(db).expanduser() if db is not None else default_path()
         self.runs = pd.DataFrame()
         self._all = pd.DataFrame()
@@ -94,7 +96,8 @@ class ResultsExplorer(widgets.VBox):
         wide = widgets.Layout(width="auto")
         self.model = widgets.Dropdown(description="model", options=[ALL], value=ALL, layout=wide)
         self.dataset = widgets.Dropdown(description="data set", options=[ALL], value=ALL, layout=wide)
-        self._model0, self._dataset0 = model, dataset
+        self.device = widgets.Dropdown(description="device", options=[ALL], value=ALL, layout=wide)
+        self._model0, self._dataset0, self._device0 = model, dataset, device
         self.metric = widgets.Dropdown(description="metric", options=[(metric_label(metric), metric)], value=metric,
                                        layout=widgets.Layout(width="60%"))  # fmt: skip
         self.since = widgets.DatePicker(description="since", value=None if since is None else
@@ -104,18 +107,18 @@ class ResultsExplorer(widgets.VBox):
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="re-read the store")
         self.status = widgets.HTML()
         self.table = widgets.HTML()
-        self.time_fig = go.FigureWidget(layout=dict(
+        self.time_fig = figure_widget(layout=dict(
             title="metric over time (ok runs)", xaxis_title="stored at (UTC)", yaxis_title=_axis_title(metric),
             height=380, margin=dict(l=60, r=20, t=50, b=50), legend_title="framework"))  # fmt: skip
-        self.scatter_fig = go.FigureWidget(layout=dict(
+        self.scatter_fig = figure_widget(layout=dict(
             title="accuracy vs throughput (ok runs)", xaxis=dict(type="log", title=_axis_title("samples_per_s")),
             yaxis_title=_axis_title("test_accuracy"), height=380, margin=dict(l=60, r=20, t=50, b=50),
             legend_title="framework"))  # fmt: skip
-        for w in (self.model, self.dataset, self.metric, self.since):
+        for w in (self.model, self.dataset, self.device, self.metric, self.since):
             w.observe(self._on_change, names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
         super().__init__([
-            widgets.HBox([self.model, self.dataset, self.since, self.refresh_button]),
+            widgets.HBox([self.model, self.dataset, self.device, self.since, self.refresh_button]),
             widgets.HBox([widgets.Label("frameworks"), self._boxes]), self.metric, self.status,
             widgets.HBox([self.time_fig, self.scatter_fig]), self.table,
         ])  # fmt: skip
@@ -154,7 +157,8 @@ class ResultsExplorer(widgets.VBox):
 
         choices(self.model, "model", self._model0)
         choices(self.dataset, "dataset", self._dataset0)
-        self._model0 = self._dataset0 = None  # the constructor's choice applies once
+        choices(self.device, "device", self._device0)
+        self._model0 = self._dataset0 = self._device0 = None  # the constructor's choice applies once
         metrics = metric_columns(runs) if not runs.empty else []
         keep = self.metric.value
         self.metric.options = [(metric_label(m), m) for m in ([] if keep in metrics else [keep]) + metrics]
@@ -188,6 +192,8 @@ class ResultsExplorer(widgets.VBox):
             keep &= runs["model"] == self.model.value
         if self.dataset.value != ALL:
             keep &= runs["dataset"] == self.dataset.value
+        if self.device.value != ALL:
+            keep &= runs["device"] == self.device.value
         if self.since.value is not None:  # the day starts at midnight UTC, as load_runs reads a date
             keep &= runs["created_at"] >= pd.Timestamp(self.since.value, tz="UTC")
         return runs[keep].reset_index(drop=True)
