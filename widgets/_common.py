@@ -38,6 +38,7 @@ widgets never reach into a framework or a child process).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -183,3 +184,47 @@ def resend_state(figure) -> None:
 
     figure._widget_data = deepcopy(figure._data)
     figure._widget_layout = deepcopy(figure._layout)
+
+
+# ---------------------------------------------------------------------------- one plotly bundle per page
+
+#: Environment variable: a URL, relative to the page, where plotly's widget bundle is served
+#: (``mlx-explore dashboard`` sets it for its kernels). Unset: plotly's own ``FigureWidget``.
+PLOTLY_BUNDLE_VAR = "MLX_EXPLORE_PLOTLY_BUNDLE"
+_SHIM = """// mlx-explore: import plotly's widget bundle from {url!r} (relative to the page), so that every
+// figure of the page shares one download and one evaluation of it (the browser caches the module by URL).
+const bundle = await import(new URL({url!r}, window.location.href).href);
+export default bundle.default;
+export const FigureModel = bundle.FigureModel;
+export const FigureView = bundle.FigureView;
+"""
+
+
+def _figure_class():
+    """``go.FigureWidget``, or with :data:`PLOTLY_BUNDLE_VAR` set a subclass whose anywidget module is a
+    6-line shim that imports the bundle from that URL. Why: each plotly ``FigureWidget`` carries
+    plotly's whole JavaScript bundle (its anywidget ``_esm``, about 5 MB) in its state, and anywidget
+    imports each model's copy on its own; a dashboard page with five figures then spent about 1 s
+    per figure in the browser on a 2-core machine. Served once and imported by URL, it costs one."""
+    import plotly.graph_objects as go
+
+    url = os.environ.get(PLOTLY_BUNDLE_VAR)
+    if not url:
+        return go.FigureWidget
+
+    class FigureWidget(go.FigureWidget):
+        _esm = _SHIM.format(url=url)
+
+    return FigureWidget
+
+
+def figure_widget(*args, **kwargs):
+    """A plotly ``FigureWidget`` (same arguments): every figure of this package is made here, so that
+    a dashboard page loads plotly's bundle once (:func:`_figure_class`)."""
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        _FIGURE_CLASS = _figure_class()
+    return _FIGURE_CLASS(*args, **kwargs)
+
+
+_FIGURE_CLASS = None

@@ -27,7 +27,7 @@ from mlx_explore.config import ConfigError
 from mlx_explore.results import StoreError
 from mlx_explore.suite import NoSuite
 
-from ._common import edit
+from ._common import edit, figure_widget
 
 format_value = guide.format_value  # re-exported: the notebook and tests format values as the widget does
 
@@ -204,7 +204,7 @@ class DecisionGuide(W.VBox):
         first = self._recommend(self.weights()) if self.evidence is not None else None
         self.recommendation = first
         # Built with its data and full layout; later changes go through edit() (widgets/_common.py).
-        self.figure = go.FigureWidget(data=self._traces(first), layout=self._layout(first))
+        self.figure = figure_widget(data=self._traces(first), layout=self._layout(first))
         self._show_scenario()
         if first is not None:
             self.reasons_html.value = self._reasons(first)

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 
-from ._common import MODE_DASH, Throttle, color, edit, resend_state
+from ._common import MODE_DASH, Throttle, color, edit, figure_widget, resend_state
 
 X_AXES = {"step": "step", "epoch": "epoch", "seconds": "seconds since the run's process started"}
 PANELS = ("training loss", "validation loss", "validation accuracy")
@@ -112,7 +112,7 @@ class LiveCurves(W.VBox):
         self.x_axis = W.ToggleButtons(options=list(X_AXES), value=x, description="x axis", style={"button_width": "80px"})
         self.smoothing = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
                                        continuous_update=False)  # fmt: skip
-        self.figure = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.07))
+        self.figure = figure_widget(make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.07))
         self.figure.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.18))
         self.figure.update_yaxes(type="log", row=1, col=1)
         self.figure.update_yaxes(range=[0, 1.02], row=1, col=3)

@@ -25,7 +25,7 @@ from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, Con
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from mlx_explore.report import HEADLINE, styled
 
-from ._common import MainThread, color
+from ._common import MainThread, color, figure_widget
 from .live import LiveCurves
 
 #: Bar charts shown when a comparison ends: metric -> panel title.
@@ -298,7 +298,7 @@ class ComparisonPanel(W.VBox):
                     row=1, col=col,
                 )  # fmt: skip
         fig.update_layout(height=300, showlegend=False, margin=dict(l=40, r=10, t=40, b=40))
-        return go.FigureWidget(fig)
+        return figure_widget(fig)
 
     def _progress_row(self, label: str):
         bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="40%"))

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from mlx_explore.parity import (FLOOR, REFERENCE_FRAMEWORKS, curves_of, default_reference, relative_differences, run_names,
                                 summarize)  # fmt: skip
 
-from ._common import MODE_DASH, color, edit
+from ._common import MODE_DASH, color, edit, figure_widget
 
 __all__ = ["FLOOR", "REFERENCE_FRAMEWORKS", "ParityPlot", "default_reference", "relative_differences", "summarize"]
 
@@ -65,7 +65,7 @@ class ParityPlot(widgets.VBox):
         self.reference = widgets.Dropdown(description="reference", options=[], layout=widgets.Layout(width="auto"))
         self.reference.observe(lambda _: None if self._busy else self._redraw(), names="value")
         self.summary = widgets.HTML()
-        self.fig = go.FigureWidget(layout=dict(
+        self.fig = figure_widget(layout=dict(
             title="per-step relative loss difference", xaxis_title="step",
             yaxis=dict(type="log", title="|loss - loss_ref| / |loss_ref|", exponentformat="power"),
             height=400, margin=dict(l=70, r=20, t=50, b=50)))  # fmt: skip

@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 
 from mlx_explore import profiling
 
+from ._common import figure_widget
+
 #: One colour per category, drawn bottom (matmul) to top (other); overhead grey.
 CATEGORY_COLORS = dict(zip(profiling.CATEGORIES, (
     "#636EFA", "#AB63FA", "#00CC96", "#19D3F3", "#FFA15A", "#FF6692", "#B6E880", "#BBBBBB", "#E5E5E5",
@@ -53,9 +55,9 @@ class ProfileView(W.VBox):
         self.ops = W.HTML()
         self.traces = W.HTML()
         self.message = W.HTML()
-        self.figure = self._figure({})
+        self.figure = None
         self.run.observe(lambda _: self._show_run(), names="value")
-        super().__init__([self.message, self.figure, self.run, self.ops, self.traces])
+        super().__init__([])
         self.show(source)
 
     @classmethod
@@ -69,8 +71,10 @@ class ProfileView(W.VBox):
         """Show ``source`` (as in the constructor), replacing what is shown."""
         self.profiles = _profiles(source)
         self.frame = profiling.category_frame(self.profiles) if self.profiles else None
-        self.figure = self._figure(self.profiles)
+        old, self.figure = self.figure, self._figure(self.profiles)
         self.children = [self.message, self.figure, self.run, self.ops, self.traces]
+        if old is not None:
+            old.close()  # its model leaves the browser too
         self.run.options = list(self.profiles)
         self.run.value = next(iter(self.profiles), None)
         if not self.profiles:
@@ -91,7 +95,7 @@ class ProfileView(W.VBox):
         layout = go.Layout(barmode="stack", height=self.height, margin=dict(l=60, r=10, t=40, b=40),
                            title="where a training step's time goes", yaxis_title="ms per step (profiled)",
                            legend=dict(traceorder="reversed"))  # fmt: skip
-        return go.FigureWidget(data=traces, layout=layout)
+        return figure_widget(data=traces, layout=layout)
 
     def _show_run(self) -> None:
         p = self.profiles.get(self.run.value) if self.run.value else None

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import MODE_DASH, color, edit
+from ._common import MODE_DASH, color, edit, figure_widget
 
 PANELS = ("training throughput [samples/s]", "rank (1 = fastest)", "compiled / eager throughput")
 COLUMNS = ("batch_size", "framework", "mode", "samples_per_s")
@@ -63,7 +63,7 @@ class SweepPlot(W.VBox):
     """
 
     def __init__(self, table: pd.DataFrame | None = None, height: int = 380):
-        self.figure = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.08))
+        self.figure = figure_widget(make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.08))
         self.figure.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
         self.figure.update_xaxes(type="log", title="batch size [samples]")
         self.figure.update_yaxes(type="log", row=1, col=1)
