@@ -5,7 +5,8 @@ every run in the results store, write ``--out`` JSON. ``mlx-explore results``: l
 ``mlx-explore env``: installed frameworks, versions and devices. ``mlx-explore suite``: run the
 standard suite and store it; ``mlx-explore guide``: rank the frameworks for a scenario from it
 (``suite.py``, ``guide.py``). ``mlx-explore profile``: where a training step's time goes, by each
-framework's own profiler (``profiling.py``).
+framework's own profiler (``profiling.py``). ``mlx-explore dashboard``: serve the Voila dashboards
+(``dashboard.py``) until Ctrl-C.
 
 Exit codes: 0 every framework finished, was skipped or is unsupported; 1 a framework failed,
 diverged or timed out (its row says why, the others are kept); 2 bad input (the message names
@@ -661,6 +662,23 @@ def _print_profiles(result, out_dir: Path | None) -> None:
 _COMPARE_OPTIONS = frozenset(
     opt[2:] for p in typer.main.get_command(app).commands["compare"].params for opt in p.opts if opt.startswith("--")
 )
+
+
+@app.command()
+def dashboard(
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    port: Optional[int] = typer.Option(None, help="TCP port (default: a free one)"),
+    ip: str = typer.Option("127.0.0.1", help="address to listen on; anything but loopback prints a warning and requires a token"),
+    open_browser: bool = typer.Option(False, "--open", help="open the overview in the default web browser"),
+) -> None:
+    """Serve the Voila dashboards (overview, run, history) until Ctrl-C; prints their URLs."""
+    from .dashboard import DashboardError, serve
+
+    try:
+        code = serve(db, port=port, ip=ip, open_browser=open_browser, say=lambda line: out_console.print(line, highlight=False))
+    except DashboardError as exc:
+        _fail(exc.field, exc.message)
+    raise typer.Exit(code)
 
 
 def main() -> None:
