@@ -19,10 +19,12 @@ test: setup-tests
 fuzz: setup  # the generated bad-input suite, far longer than CI runs it (tests/test_bad_input.py)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_bad_input.py
 
-bench: setup  # figures, not tests: harness overhead, LiveCurves drawing overhead, peak memory vs epochs
+bench: setup-tests  # figures, not tests: harness overhead, LiveCurves drawing overhead, peak memory vs epochs, the overview dashboard on 10,000 runs
 	$(BIN)/python tests/benchmarks/overhead.py --threads 1 --mode both
 	$(BIN)/python tests/benchmarks/live_overhead.py
 	$(BIN)/python tests/benchmarks/memory.py
+	$(BIN)/python tests/benchmarks/dashboard_store.py
+	$(BIN)/python tests/benchmarks/dashboard_page.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

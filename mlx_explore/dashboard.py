@@ -105,10 +105,15 @@ def check_port(ip: str, port: int | None) -> int:
     """The port to serve on: ``port`` if it is free at ``ip``, or a free one for ``None``.
 
     Raises:
-        DashboardError: out of 1-65535, or in use (field ``--port``).
+        DashboardError: out of 1-65535, or in use (field ``--port``); ``ip`` is not this machine's
+            (field ``--ip``).
     """
     if port is None:
-        return free_port(ip)
+        try:
+            return free_port(ip)
+        except OSError as e:
+            raise DashboardError("--ip", f"cannot listen on {ip} ({e.strerror}): it is not an address of this machine; "
+                                         f"use 127.0.0.1 (the default) or 0.0.0.0 (every interface)") from None
     if not 1 <= port <= 65535:
         raise DashboardError("--port", f"{port} is not a TCP port: use 1-65535, or leave --port out for a free one")
     with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:

@@ -311,3 +311,26 @@ def test_cli_guide_exits_2_naming_the_option(change, tmp_path):
     result = _invoke(["guide", *args], tmp_path)
     _check_cli(result, GUIDE_OPTIONS)
     assert result.exit_code == 2, result.output  # no suite in any of these stores
+
+
+# ------------------------------------------------------------------ dashboard (issue 15)
+
+#: ``dashboard``'s options. The store is always a folder (refused), so an example never starts a
+#: server; the checks of --ip and --port come first, so a bad value there is named instead.
+DASHBOARD_OPTIONS = {
+    "--ip": st.one_of(st.sampled_from(["127.0.0.1", "::1", "0.0.0.0", "localhost", "", "nope", "256.1.1.1", "10.0.0"]),
+                      texts),
+    "--port": st.one_of(numbers, st.sampled_from(["0", "65536", "-1", "http", "8866"])),
+    "--db": st.sampled_from(["/", "folder"]),
+}  # fmt: skip
+
+
+@given(change=_option_args(DASHBOARD_OPTIONS))
+def test_cli_dashboard_exits_2_naming_the_option(change, tmp_path):
+    args = [x for option, value in change.items() for x in (option, value)]
+    args = [str(tmp_path) if a == "folder" else a for a in args]
+    if "--db" not in change:
+        args += ["--db", str(tmp_path)]
+    result = _invoke(["dashboard", *args], tmp_path)
+    _check_cli(result, DASHBOARD_OPTIONS)
+    assert result.exit_code == 2, result.output  # never serves: the store is a folder

@@ -186,6 +186,8 @@ def test_bad_ip_port_and_db_are_refused_naming_the_option(tmp_path):
     assert proc.returncode == 2 and "--port" in proc.stderr and "in use" in proc.stderr.replace("uses it", "in use")
     proc = run_cli("dashboard", "--db", str(tmp_path))
     assert proc.returncode == 2 and "--db" in proc.stderr and "is a folder" in proc.stderr
+    proc = run_cli("dashboard", "--ip", "192.0.2.1")  # TEST-NET-1: never an address of this machine
+    assert proc.returncode == 2 and "--ip" in proc.stderr and "not an address of this machine" in proc.stderr
 
 
 def test_ip_other_than_loopback_warns_and_requires_a_token():
