@@ -34,18 +34,25 @@ install_chromium() {
 # links to CDNs). A regular `pip install` copies it into <prefix>/share/jupyter, where Voila looks
 # for templates (pyproject.toml, data-files); an editable install does not (setuptools builds the
 # editable wheel without data files), so it is linked there: edits to it count at once, like code.
-link_voila_template() {
-  local src="$PWD/share/jupyter/voila/templates/mlx" dest="$VENV/share/jupyter/voila/templates/mlx"
-  [ "$(readlink "$dest" 2>/dev/null)" = "$src" ] && return 0
-  mkdir -p "$(dirname "$dest")"
-  rm -rf "$dest"
-  ln -s "$src" "$dest"
+link_voila_template() {  # $1: the environment's python (only Python: setup.sh needs no coreutils here)
+  "$1" - "$PWD/share/jupyter/voila/templates/mlx" <<'PY'
+import os, shutil, sys
+src = sys.argv[1]
+dest = os.path.join(sys.prefix, "share", "jupyter", "voila", "templates", "mlx")
+if not (os.path.islink(dest) and os.readlink(dest) == src):
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.islink(dest) or os.path.isfile(dest):
+        os.remove(dest)
+    elif os.path.isdir(dest):
+        shutil.rmtree(dest)
+    os.symlink(src, dest)
+PY
 }
 case "${1:-}" in
   --tests) install_chromium ;;
   --voila-template)  # only the link, into $PYTHON's environment (conda, Binder: after `pip install -e .`)
     VENV=$("$PYTHON" -c 'import sys; print(sys.prefix)')
-    link_voila_template
+    link_voila_template "$PYTHON"
     echo "setup: Voila template mlx linked into $VENV/share/jupyter/voila/templates"
     exit 0 ;;
   "") ;;
@@ -53,7 +60,7 @@ case "${1:-}" in
 esac
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import mlx_explore" 2>/dev/null; then
-  link_voila_template
+  link_voila_template "$VENV/bin/python"
   echo "setup: $VENV is up to date"
   exit 0
 fi
@@ -68,6 +75,6 @@ have torch || "${pip[@]}" "torch==2.13.0"
 have tensorflow || "${pip[@]}" "tensorflow-cpu>=2.16"
 # The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack and the test tools.
 "${pip[@]}" -e ".[jax,notebook,dev]" "keras>=3.0" "xprof==2.24.2"
-link_voila_template
+link_voila_template "$py"
 echo "$want" > "$STAMP"
 "$VENV/bin/mlx-explore" env

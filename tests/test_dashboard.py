@@ -239,4 +239,4 @@ def test_ctrl_c_stops_voila_and_every_kernel(tmp_path):
     assert "stopped" in out
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
-    assert not any(p.exists() and p.name().startswith("mlx-explore-dashboards-") for p in staged)
+    assert not any(p.exists() and p.name.startswith("mlx-explore-dashboards-") for p in staged)
