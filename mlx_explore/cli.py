@@ -665,6 +665,74 @@ _COMPARE_OPTIONS = frozenset(
 
 
 @app.command()
+def regress(
+    size: str = typer.Option("small", help="small (minutes on a laptop CPU) | full"),
+    only: Optional[str] = typer.Option(None, help="comma-separated: accuracy,parity,determinism,performance (default: all)"),
+    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
+    baseline: Optional[Path] = typer.Option(None, help="baseline file (default: notebooks/regression/baselines/<machine class>.json)"),
+    update_baseline: bool = typer.Option(False, "--update-baseline", help="write this run's values as the baseline (review and commit it)"),
+    report: Path = typer.Option(Path("regression-report"), help="folder for the executed notebooks and the HTML report"),
+    db: Optional[Path] = typer.Option(None, help="results store for the verdicts (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    no_store: bool = typer.Option(False, "--no-store", help="do not store the verdicts"),
+) -> None:
+    """Run the regression notebooks with papermill; judge accuracy, parity, determinism and speed against baselines."""
+    import uuid
+
+    from . import regress as regress_module
+    from .env import environment
+    from .results import ResultsStore, StoreError
+
+    if device not in ("auto", "cpu", "gpu", "tpu"):
+        _fail("--device", f"unknown device {device!r}; allowed: auto, cpu, gpu, tpu")
+    try:
+        regress_module.parse_only(only)
+        if size not in ("small", "full"):
+            raise ConfigError("size", f"unknown size {size!r}; allowed: small, full")
+        RunConfig.build(frameworks=frameworks)  # the frameworks' names, checked before anything runs
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-"), exc.message)
+    if report.exists() and not report.is_dir():
+        _fail("--report", f"{report} is a file; give a folder (it is created if missing)")
+    env = environment()
+    try:
+        result = regress_module.run(size, only, frameworks=frameworks, device=device, baseline=baseline, report=report,
+                                    env=env, updating=update_baseline)  # fmt: skip
+    except regress_module.BaselineError as exc:
+        _fail("--baseline", exc.message)
+    table = Table(title=f"regression checks ({result.machine_class}, size {size})")
+    for column in ("check", "value", "baseline", "tolerance", "verdict"):
+        table.add_column(column, justify="right" if column in ("value", "baseline", "tolerance") else "left")
+    colour = {"pass": "green", "fail": "bold red", "error": "bold red", "noisy": "yellow", "skipped": "dim"}
+    for c in result.checks:
+        table.add_row(c.name, _cell(c.value, ".4g"), _cell(c.baseline, ".4g"), _cell(c.tolerance, ".3g"),
+                      f"[{colour.get(c.verdict, '')}]{c.verdict}[/]")  # fmt: skip
+    out_console.print(table)
+    for note in result.notes:
+        out_console.print(f"note: {note}", highlight=False)
+    if not no_store:
+        try:
+            with ResultsStore(db) as store:
+                store.add_checks(uuid.uuid4().hex[:12], [c.model_dump() for c in result.checks],
+                                 machine_class=result.machine_class, size=size)  # fmt: skip
+        except StoreError as exc:
+            console.print(f"[yellow]warning[/]: the verdicts were not stored: {exc}", highlight=False)
+    out_console.print(f"report: {result.index} (executed notebooks and HTML in {report})", highlight=False)
+    if update_baseline:
+        path = baseline or regress_module.default_baseline_path(env)
+        try:
+            regress_module.write_baseline(path, result.checks, env, size)
+        except regress_module.BaselineError as exc:
+            _fail("--baseline", exc.message)
+        out_console.print(f"baseline written: {path} (review it and commit it)", highlight=False)
+        raise typer.Exit(0)
+    failing = [c for c in result.checks if c.verdict in ("fail", "error")]
+    for c in failing:
+        console.print(f"[bold red]{c.verdict}[/]: {c.detail}", highlight=False)
+    raise typer.Exit(regress_module.exit_code(result.checks))
+
+
+@app.command()
 def dashboard(
     db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
     port: Optional[int] = typer.Option(None, help="TCP port (default: a free one)"),

@@ -113,6 +113,22 @@ _PROFILE_SCHEMA = (
 #: query (:func:`load_metrics`: ``status = 'ok'``, optionally ``created_at >= since``).
 _RUN_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created_at)",)
 
+#: Tables added within schema version 2, made like :data:`_RUN_INDEXES` (with the schema, and on an older store
+#: of the same version when it is next opened for writing): ``regress_checks``, the verdicts of
+#: ``mlx-explore regress`` (``regress.Check``), one row per check and session, for a regression history.
+_ADDED_TABLES = (
+    """CREATE TABLE IF NOT EXISTS regress_checks (
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,     -- one regress command
+        created_at TEXT NOT NULL,  -- UTC ISO 8601
+        name TEXT NOT NULL, family TEXT, value REAL, unit TEXT, baseline REAL, tolerance REAL,
+        verdict TEXT NOT NULL, detail TEXT, machine_class TEXT, size TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS regress_checks_name ON regress_checks(name, created_at)",
+)
+_CHECK_COLUMNS = ("session", "created_at", "name", "family", "value", "unit", "baseline", "tolerance", "verdict",
+                  "detail", "machine_class", "size")  # fmt: skip
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS comparisons (
         id INTEGER PRIMARY KEY,
@@ -154,6 +170,7 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS epochs_run ON epochs(run_id)",
     *_PROFILE_SCHEMA,
+    *_ADDED_TABLES,
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 )
 
@@ -297,7 +314,7 @@ class ResultsStore:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version >= SCHEMA_VERSION:
             conn.execute("DELETE FROM meta WHERE 0")  # takes the write lock, changes nothing
-            for statement in _RUN_INDEXES:  # a store made before an index existed gets it now
+            for statement in (*_RUN_INDEXES, *_ADDED_TABLES):  # a store made before they existed gets them now
                 conn.execute(statement)
             return
         if version == 1:
@@ -310,7 +327,7 @@ class ResultsStore:
                     conn.execute("DROP TABLE profiles")
             for statement in _PROFILE_SCHEMA:
                 conn.execute(statement)
-        for statement in _RUN_INDEXES:
+        for statement in (*_RUN_INDEXES, *_ADDED_TABLES):
             conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -446,6 +463,37 @@ class ResultsStore:
             conn.executemany("INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?)", values)
 
         self._write(insert, f"storing the profile of run {run_id}")
+
+    def add_checks(self, session: str, checks: list[dict], *, machine_class: str | None = None,
+                   size: str | None = None) -> int:
+        """Record one ``mlx-explore regress`` session's verdicts in one transaction.
+
+        Args:
+            session: the session's id (one command). checks: ``regress.Check.model_dump()`` dicts (``name``,
+                ``family``, ``value``, ``unit``, ``baseline``, ``tolerance``, ``verdict``, ``detail``).
+            machine_class, size: what the checks ran on and at.
+
+        Returns:
+            How many rows were stored.
+
+        Raises:
+            ValueError: a check without ``name`` or ``verdict``; nothing was stored.
+            StoreWriteError: the store could not be written; nothing of this session was stored.
+        """
+        now = _now()
+        try:
+            rows = [(str(session), now, str(c["name"]), c.get("family"), _num(c.get("value")), c.get("unit"),
+                     _num(c.get("baseline")), _num(c.get("tolerance")), str(c["verdict"]), c.get("detail"),
+                     machine_class, size) for c in checks]  # fmt: skip
+        except KeyError as e:
+            raise ValueError(f"checks: every check needs 'name' and 'verdict' (missing {e})") from None
+
+        def insert(conn: sqlite3.Connection) -> int:
+            conn.executemany(f"INSERT INTO regress_checks ({', '.join(_CHECK_COLUMNS)}) VALUES "
+                             f"({', '.join('?' * len(_CHECK_COLUMNS))})", rows)  # fmt: skip
+            return len(rows)
+
+        return self._write(insert, f"storing the regression checks of session {session}")
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""
@@ -777,6 +825,39 @@ def _profile_run_types(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("native", "unmapped", "notes"):
         df[c] = [json.loads(v) if isinstance(v, str) else [] for v in df[c]]
     return df.astype({c: float for c in ("step_ms", "unprofiled_step_ms", "ops_ms")})
+
+
+def load_checks(db: str | Path | None = None, *, name=None, family=None, since=None) -> pd.DataFrame:
+    """The stored regression verdicts (``mlx-explore regress``), oldest first: columns ``session``,
+    ``created_at`` (UTC datetime), ``name``, ``family``, ``value``, ``unit``, ``baseline``,
+    ``tolerance`` (floats, NaN where none), ``verdict``, ``detail``, ``machine_class``, ``size``.
+
+    Args:
+        name, family: keep checks with this value or one in this list. since: as :func:`load_runs`.
+
+    Raises:
+        ValueError: a bad ``since`` (message starts ``since:``). StoreError: as :func:`load_runs`.
+        A store without the table (no regress run yet) gives an empty frame.
+    """
+    clauses, params = [], []
+    for column, value in (("name", name), ("family", family)):
+        if value is not None:
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += values
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(_iso(_check_since(since)))
+    path = _resolve(db)
+    tables = _query(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'regress_checks'", [])
+    if tables is None or tables.empty:
+        return pd.DataFrame(columns=list(_CHECK_COLUMNS))
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    df = _query(path, f"SELECT {', '.join(_CHECK_COLUMNS)} FROM regress_checks{where} ORDER BY id", params)
+    if df is None:
+        return pd.DataFrame(columns=list(_CHECK_COLUMNS))
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+    return df.astype({c: float for c in ("value", "baseline", "tolerance")})
 
 
 def _profile_query(db, table: str, columns: tuple[str, ...], order: str, *, newest_per_framework: bool = False,

@@ -334,3 +334,26 @@ def test_cli_dashboard_exits_2_naming_the_option(change, tmp_path):
     result = _invoke(["dashboard", *args], tmp_path)
     _check_cli(result, DASHBOARD_OPTIONS)
     assert result.exit_code == 2, result.output  # never serves: the store is a folder
+
+
+# ------------------------------------------------------------------ regress (issue 16)
+
+#: ``regress``' options. The baseline is always unusable (missing, a folder, not a baseline), so an
+#: example never executes a notebook; the option checks come first, so a bad value is named instead.
+REGRESS_OPTIONS = {
+    "--size": st.one_of(st.sampled_from(["small", "full", "huge", ""]), texts),
+    "--only": st.one_of(st.sampled_from(["accuracy", "parity,determinism", "speed", "", ",", "accuracy,,parity"]), texts),
+    "--frameworks": st.sampled_from(["sklearn", "mxnet", "", "jax,torch"]),
+    "--device": st.sampled_from(["auto", "cpu", "npu", ""]),
+    "--baseline": st.sampled_from(["/", "/etc/passwd", "missing.db"]),
+}  # fmt: skip
+
+
+@given(change=_option_args(REGRESS_OPTIONS))
+def test_cli_regress_exits_2_naming_the_option(change, tmp_path):
+    args = [x for option, value in change.items() for x in (option, value)]
+    if "--baseline" not in change:
+        args += ["--baseline", "/etc/passwd"]
+    result = _invoke(["regress", *args, "--no-store", "--report", str(tmp_path / "report")], tmp_path)
+    _check_cli(result, REGRESS_OPTIONS)
+    assert result.exit_code == 2, result.output  # never runs: the baseline cannot be used
