@@ -655,3 +655,23 @@ def test_load_tags_env_entries_are_what_json_reads(tmp_path):
         load_tags(path, env=keys, run_ids=ids[3])
     with pytest.raises(StoreError, match=f"the 'env' of run {ids[4]} is not valid JSON"):
         load_tags(path, env=keys, run_ids=ids[4])
+
+
+def test_regression_checks_are_stored_and_read_back_and_a_store_without_them_reads_empty(tmp_path):
+    from mlx_explore.results import load_checks
+
+    db = tmp_path / "r.db"
+    assert load_checks(db).empty and not db.exists()
+    checks = [{"name": "accuracy.mlp.digits.jax", "family": "accuracy", "value": 0.95, "unit": "fraction",
+               "baseline": 0.93, "tolerance": 0.0, "verdict": "pass", "detail": "0.95 is at least the floor 0.93"},
+              {"name": "parity.cnn.torch.reference", "family": "parity", "value": None, "unit": "",
+               "baseline": None, "tolerance": 1e-4, "verdict": "error", "detail": "failed: boom"}]  # fmt: skip
+    with ResultsStore(db) as store:
+        assert store.add_checks("s1", checks, machine_class="cpu-x-2c", size="small") == 2
+        with pytest.raises(ValueError, match="verdict"):
+            store.add_checks("s2", [{"name": "x"}])
+    got = load_checks(db)
+    assert list(got["name"]) == [c["name"] for c in checks] and list(got["verdict"]) == ["pass", "error"]
+    assert got["value"].iloc[0] == 0.95 and np.isnan(got["value"].iloc[1]) and set(got["session"]) == {"s1"}
+    assert list(load_checks(db, family="parity")["name"]) == ["parity.cnn.torch.reference"]
+    assert str(got["created_at"].dt.tz) == "UTC" and (got["machine_class"] == "cpu-x-2c").all()
