@@ -839,15 +839,11 @@ def load_checks(db: str | Path | None = None, *, name=None, family=None, since=N
         ValueError: a bad ``since`` (message starts ``since:``). StoreError: as :func:`load_runs`.
         A store without the table (no regress run yet) gives an empty frame.
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list = []
     for column, value in (("name", name), ("family", family)):
-        if value is not None:
-            values = [value] if isinstance(value, str) else list(value)
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params += values
-    if since is not None:
-        clauses.append("created_at >= ?")
-        params.append(_iso(_check_since(since)))
+        _in(column, value, clauses, params)
+    _since("created_at", since, clauses, params)
     path = _resolve(db)
     tables = _query(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'regress_checks'", [])
     if tables is None or tables.empty:
@@ -1018,14 +1014,24 @@ def _where(*, run_ids=None, model=None, dataset=None, framework=None, status=Non
         raise ValueError(f"run_ids: expected a run id (int) or a list of them, got {run_ids!r}") from None
     for column, value in (("id", ids), ("model", model), ("dataset", dataset), ("framework", framework),
                           ("status", status)):  # fmt: skip
-        if value is not None:
-            values = [value] if isinstance(value, str) else list(value)
-            clauses.append(f"r.{column} IN ({', '.join('?' * len(values))})")
-            params += values
-    if since is not None:
-        clauses.append("r.created_at >= ?")
-        params.append(_iso(_check_since(since)))
+        _in(f"r.{column}", value, clauses, params)
+    _since("r.created_at", since, clauses, params)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _in(column: str, value: Any, clauses: list[str], params: list) -> None:
+    """Add ``column IN (?, ...)`` for ``value`` (a string or a list of them; ``None``: no condition)."""
+    if value is not None:
+        values = [value] if isinstance(value, str) else list(value)
+        clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+        params += values
+
+
+def _since(column: str, since: Any, clauses: list[str], params: list) -> None:
+    """Add ``column >= ?`` for ``since`` (checked by :func:`_check_since`; ``None``: no condition)."""
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(_iso(_check_since(since)))
 
 
 def _check_last(last: Any) -> int:
