@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,33 +62,34 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise AssertionError(f"voila did not answer at {url} within {timeout} s")
 
 
+@contextmanager
+def voila_server(target: Path, log_folder: Path):
+    """Voila with the template ``mlx`` serving ``target`` (a notebook or a folder) on a free local port:
+    yields ``(url, log)`` once it answers; stopped (its process group: Voila and its kernels) on leaving."""
+    port = _free_port()
+    log = open(log_folder / f"voila-{port}.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(target), "--template=mlx", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_http(url, proc, timeout=120)
+        yield url, log
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+
+
 @pytest.fixture
 def voila(tmp_path):
     """``voila(notebook) -> (url, log)``: serves ``notebook`` on a free local port until the test ends."""
-    servers = []
-
-    def serve(notebook: Path):
-        port = _free_port()
-        log = open(tmp_path / f"voila-{port}.log", "w+")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(notebook), "--template=mlx", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True,
-        )  # fmt: skip
-        servers.append((proc, log))
-        url = f"http://127.0.0.1:{port}/"
-        _wait_http(url, proc, timeout=120)
-        return url, log
-
-    try:
-        yield serve
-    finally:
-        for proc, log in servers:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-            log.close()
+    with ExitStack() as stack:
+        yield lambda notebook: stack.enter_context(voila_server(notebook, tmp_path))
 
 
 @contextmanager

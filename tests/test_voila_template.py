@@ -14,10 +14,7 @@ Font Awesome name, math, a Mermaid block) and its directory, with ``--template=m
 from __future__ import annotations
 
 import filecmp
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -26,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL, _free_port, _wait_http
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL, voila_server
 
 TEMPLATE = ROOT / "share" / "jupyter" / "voila" / "templates" / "mlx"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -59,23 +56,8 @@ def served(tmp_path_factory):
     """``(base_url, log)``: Voila with ``--template=mlx`` serving a directory holding ``offline.ipynb``."""
     folder = tmp_path_factory.mktemp("voila-template")
     _notebook(folder / "offline.ipynb")
-    port = _free_port()
-    log = open(folder / "voila.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(folder), "--template=mlx", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_http(url, proc, timeout=120)
+    with voila_server(folder, folder) as (url, log):
         yield url, log
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
 
 
 def _get(url: str) -> str:
