@@ -26,6 +26,9 @@ BANNED_IN_CORE = ("widgets", "ipywidgets", "plotly", "IPython")
 ALLOWED_PRIVATE = {
     "torch._inductor.runtime.cache_dir_utils.cache_dir": "torch has no public API for inductor's cache folder, "
     "which the flags report as warm or cold (a warm cache makes compile_s small)",
+    "torch._dynamo": "Keras calls torch.compile itself, so static shapes for its steps can only be asked for "
+    "through torch._dynamo.config.automatic_dynamic_shapes (keras-torch compiled; the CNN's conformance check "
+    "fails in TorchInductor without it)",
 }
 
 

@@ -34,7 +34,7 @@ LAYER = re.compile(
 
 
 def models_module(fw: str):
-    return importlib.import_module(f"mlx_explore.frameworks.{fw}.models")
+    return importlib.import_module(f"mlx_explore.frameworks.{REGISTRY[fw].code}.models")
 
 
 def cell_texts(value: str) -> list[str]:

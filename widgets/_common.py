@@ -48,7 +48,9 @@ from typing import Callable, Iterator
 
 #: One colour per framework, the same in every widget and notebook (plotly's default qualitative
 #: palette, https://plotly.com/python/discrete-color/).
-FRAMEWORK_COLORS = {"torch": "#EF553B", "jax": "#636EFA", "tensorflow": "#FFA15A", "sklearn": "#00CC96"}
+FRAMEWORK_COLORS = {"torch": "#EF553B", "jax": "#636EFA", "tensorflow": "#FFA15A", "sklearn": "#00CC96",
+                    # Keras 3 on a backend: a lighter relative of that backend's native colour.
+                    "keras-jax": "#19D3F3", "keras-torch": "#FF6692", "keras-tensorflow": "#FECB52"}
 #: Line dash per compile mode, so ``--mode both`` runs of one framework share a colour.
 MODE_DASH = {"compiled": "solid", "eager": "dot", "": "solid"}
 

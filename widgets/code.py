@@ -24,14 +24,14 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from mlx_explore import frameworks as registry
-from mlx_explore.config import FRAMEWORKS, MODELS
+from mlx_explore.config import DEFAULT_FRAMEWORKS, FRAMEWORKS, MODELS
 from mlx_explore.frameworks import REGISTRY, UNSUPPORTED_MODEL_REASON
 from mlx_explore.frameworks.contract import model_code, models_path
 
 from ._common import color
 
 #: Install hint per framework (scikit-learn is a core dependency, the others are extras).
-_INSTALL = {fw: f"pip install 'mlx-explore[{fw}]'" for fw in FRAMEWORKS} | {"sklearn": "pip install scikit-learn"}
+_INSTALL = {fw: registry.install_hint(fw) for fw in FRAMEWORKS} | {"sklearn": "pip install scikit-learn"}
 
 #: Layer-constructing code, by kind; a line's kind is that of its leftmost match.
 _ANCHORS = {
@@ -62,7 +62,7 @@ def _check(framework: str | None = None, model: str | None = None) -> None:
 
 def module_path(framework: str) -> str:
     """Repository path of a framework's models module, e.g. ``mlx_explore/frameworks/torch/models.py``."""
-    return f"mlx_explore/frameworks/{framework}/models.py"
+    return f"mlx_explore/frameworks/{REGISTRY[framework].code}/models.py"
 
 
 def unsupported_note(framework: str, model: str) -> str | None:
@@ -214,7 +214,7 @@ class CodeCompare(W.VBox):
         sources: framework -> text currently shown in its column (after alignment; a note where no code).
     """
 
-    def __init__(self, model: str = "mlp", frameworks: tuple[str, ...] = FRAMEWORKS, align: bool = True):
+    def __init__(self, model: str = "mlp", frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS, align: bool = True):
         _check(model=model)
         for fw in frameworks:
             _check(fw)
@@ -222,7 +222,7 @@ class CodeCompare(W.VBox):
         self.framework_boxes = {
             fw: W.Checkbox(value=fw in frameworks, description=REGISTRY[fw].title, indent=False,
                            layout=W.Layout(width="auto", margin="0 12px 0 0"))
-            for fw in FRAMEWORKS
+            for fw in dict.fromkeys((*DEFAULT_FRAMEWORKS, *frameworks))  # the Keras columns share TensorFlow's code
         }  # fmt: skip
         self.align = W.Checkbox(value=align, description="align layers", indent=False, layout=W.Layout(width="auto"))
         self.html = W.HTML()

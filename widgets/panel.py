@@ -21,7 +21,7 @@ import mlx_explore
 from mlx_explore import frameworks as registry
 from mlx_explore.child import probe
 from mlx_explore.comparison import Comparison, plan, run_label
-from mlx_explore.config import DATASETS, DEVICES, MODELS, MODES, OPTIMIZERS, ConfigError, RunConfig
+from mlx_explore.config import DATASETS, DEFAULT_FRAMEWORKS, DEVICES, MODELS, MODES, OPTIMIZERS, ConfigError, RunConfig
 from mlx_explore.events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from mlx_explore.report import HEADLINE, styled
 
@@ -49,7 +49,8 @@ class ComparisonPanel(W.VBox):
     Args:
         model, dataset, epochs, batch_size, lr, optimizer, device, mode: initial control values
             (see :class:`mlx_explore.RunConfig`).
-        frameworks: initially ticked frameworks (default: every installed one).
+        frameworks: initially ticked frameworks (default: the installed ones of
+            ``config.DEFAULT_FRAMEWORKS``; the Keras columns are ticked by hand).
         db: results store file (default ``$MLX_EXPLORE_DB`` or ``~/.mlx_explore/results.db``).
         store: write runs to the store.
         probe_devices: ask each installed framework (in a child process, in the background) which
@@ -68,7 +69,7 @@ class ComparisonPanel(W.VBox):
         self._stop = threading.Event()
         self._ui = MainThread()
         installed = {fw: registry.is_installed(fw) for fw in registry.REGISTRY}
-        ticked = set(frameworks) if frameworks is not None else {fw for fw, ok in installed.items() if ok}
+        ticked = set(frameworks) if frameworks is not None else {fw for fw in DEFAULT_FRAMEWORKS if installed[fw]}
 
         self.model = W.Dropdown(options=MODELS, value=model, description="model")
         self.dataset = W.Dropdown(options=DATASETS, value=dataset, description="data set")

@@ -34,6 +34,13 @@ class FrameworkInfo:
         distributions: pip distributions whose versions are recorded (first found wins per slot).
         models: model kinds it can express.
         devices: device kinds it can use.
+        package: the sub-package ``frameworks/<package>/`` holding its ``models.py`` and
+            ``trainer.py`` (the name itself where empty; ``keras`` for the three Keras columns).
+        code: the sub-package whose ``models.py`` is its model code (``package`` where empty;
+            ``keras`` for TensorFlow too: the ``tensorflow`` column trains the Keras model code with
+            a hand-written TensorFlow loop).
+        keras_backend: for a Keras column, the backend ``frameworks/keras/`` runs on (set as
+            ``KERAS_BACKEND`` before Keras is imported, https://keras.io/getting_started/).
     """
 
     name: str
@@ -42,6 +49,15 @@ class FrameworkInfo:
     distributions: tuple[str, ...]
     models: tuple[str, ...]
     devices: tuple[str, ...]
+    package: str = ""
+    code: str = ""
+    keras_backend: str | None = None
+
+    def __post_init__(self):
+        if not self.package:
+            object.__setattr__(self, "package", self.name)
+        if not self.code:
+            object.__setattr__(self, "code", self.package)
 
 
 REGISTRY: dict[str, FrameworkInfo] = {
@@ -51,10 +67,23 @@ REGISTRY: dict[str, FrameworkInfo] = {
         ("logreg", "mlp", "cnn"), ("cpu", "gpu", "tpu"),
     ),
     "tensorflow": FrameworkInfo(
-        "tensorflow", "TensorFlow (Keras 3)", ("tensorflow", "keras"), ("tensorflow", "tensorflow-cpu", "keras"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu"),
+        "tensorflow", "TensorFlow (GradientTape loop)", ("tensorflow", "keras"), ("tensorflow", "tensorflow-cpu", "keras"),
+        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), code="keras", keras_backend="tensorflow",
     ),
     "sklearn": FrameworkInfo("sklearn", "scikit-learn", ("sklearn",), ("scikit-learn",), ("logreg", "mlp"), ("cpu",)),
+    # Keras 3's own training loop (model.compile + model.fit) on each backend, beside the native code.
+    "keras-jax": FrameworkInfo(
+        "keras-jax", "Keras 3 (fit) on JAX", ("keras", "jax"), ("keras", "jax", "jaxlib"),
+        ("logreg", "mlp", "cnn"), ("cpu", "gpu", "tpu"), package="keras", keras_backend="jax",
+    ),
+    "keras-torch": FrameworkInfo(
+        "keras-torch", "Keras 3 (fit) on PyTorch", ("keras", "torch"), ("keras", "torch"),
+        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), package="keras", keras_backend="torch",
+    ),
+    "keras-tensorflow": FrameworkInfo(
+        "keras-tensorflow", "Keras 3 (fit) on TensorFlow", ("keras", "tensorflow"), ("keras", "tensorflow", "tensorflow-cpu"),
+        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), package="keras", keras_backend="tensorflow",
+    ),
 }  # fmt: skip
 assert tuple(REGISTRY) == FRAMEWORKS
 
@@ -103,6 +132,15 @@ def versions(name: str) -> dict[str, str]:
     return out
 
 
+def install_hint(name: str) -> str:
+    """The command that installs what ``name`` needs (``pip install 'mlx-explore[torch]'``; for a
+    Keras column, Keras and its backend: ``pip install keras torch``)."""
+    info = get(name)
+    if info.keras_backend and info.package == "keras":
+        return "pip install " + " ".join(dict.fromkeys(info.distributions[:2]))
+    return f"pip install 'mlx-explore[{name}]'"
+
+
 def unsupported_reason(name: str, model: str, device: str, precision: str = "fp32") -> str | None:
     """Why ``name`` cannot run ``model`` on ``device`` at ``precision`` (``None``: it can)."""
     if (name, model) in UNSUPPORTED_MODEL_REASON:
@@ -115,6 +153,25 @@ def unsupported_reason(name: str, model: str, device: str, precision: str = "fp3
 
 
 def trainer_module(name: str):
-    """Import and return ``mlx_explore.frameworks.<name>.trainer`` (this imports the framework)."""
-    get(name)
-    return importlib.import_module(f"mlx_explore.frameworks.{name}.trainer")
+    """Import and return ``mlx_explore.frameworks.<package>.trainer`` (this imports the framework).
+
+    For a framework with a Keras backend, ``KERAS_BACKEND`` is set first (Keras reads it once, at
+    its import).
+
+    Raises:
+        KeyError: unknown name.
+        RuntimeError: Keras is already imported in this process on another backend (one backend per
+            process: each run has its own child process).
+    """
+    info = get(name)
+    if info.keras_backend:
+        import sys
+
+        keras = sys.modules.get("keras")
+        if keras is not None and keras.backend.backend() != info.keras_backend:
+            raise RuntimeError(f"{name} needs Keras on {info.keras_backend}, but this process imported Keras on "
+                               f"{keras.backend.backend()}; run it in its own process")  # fmt: skip
+        import os
+
+        os.environ["KERAS_BACKEND"] = info.keras_backend
+    return importlib.import_module(f"mlx_explore.frameworks.{info.package}.trainer")

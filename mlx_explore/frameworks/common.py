@@ -132,20 +132,20 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
     clock_ = time.perf_counter
     t_train = clock_()
     every = cfg.log_every
+    own_loop = "fit_loop" in getattr(trainer, "capabilities", ())
     for e, lengths in enumerate(plan):
         epoch_losses = []
         rows = trainer.indices(order[e])  # drawn and converted once an epoch, as a hand-written loop would
         s = 0
-        for n in lengths:
-            c0, t0 = bench.cpu_seconds(), clock_()
-            handles = [trainer.train_step(idx) for idx in rows[s : s + n]]
-            window_losses = trainer.losses(handles)  # the sync that ends the window
-            dt = clock_() - t0
+
+        def record(n: int, dt: float, cpu: float, window_losses: np.ndarray) -> None:
+            """Book one timed window of epoch ``e`` that started at its step ``s``."""
+            nonlocal s, first_step_s, busy_cpu, busy_wall
             if e == 0 and s == 0:
                 first_step_s = dt
             else:
                 windows.append((n, dt))
-                busy_cpu, busy_wall = busy_cpu + bench.cpu_seconds() - c0, busy_wall + dt
+                busy_cpu, busy_wall = busy_cpu + cpu, busy_wall + dt
             first = e * steps + s + 1
             if not np.isfinite(window_losses).all():
                 j = int(np.argmin(np.isfinite(window_losses)))
@@ -159,6 +159,16 @@ def train(trainer: TrainerProtocol, bundle: Bundle, emit: Callable[[Event], None
                 flush()
             epoch_losses.append(window_losses)
             s += n
+
+        if own_loop:  # the framework's own loop (Keras model.fit) calls record at each window's end
+            trainer.fit_epoch(rows, lengths, record)
+        else:
+            for n in lengths:
+                c0, t0 = bench.cpu_seconds(), clock_()
+                handles = [trainer.train_step(idx) for idx in rows[s : s + n]]
+                window_losses = trainer.losses(handles)  # the sync that ends the window
+                dt = clock_() - t0
+                record(n, dt, bench.cpu_seconds() - c0, window_losses)
         train_loss = float(np.concatenate(epoch_losses).mean())
         val = loss_and_accuracy(trainer.logits(x_val), bundle.data.y_val)
         emit(Epoch(fw, epoch=e + 1, train_loss=train_loss, val_loss=val["loss"], val_accuracy=val["accuracy"], time_s=clock()))

@@ -56,6 +56,8 @@ from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import numpy as np
 
+from ..config import FRAMEWORKS
+
 #: Device kinds ``select_device`` understands (``RunConfig.device``).
 DEVICE_KINDS = ("auto", "cpu", "gpu", "tpu")
 
@@ -217,8 +219,24 @@ class DeviceMatmul(Protocol):
         this framework, the reference for MFU; ``None`` on a CPU (NumPy's matmul is the reference)."""
 
 
+class FitLoop(Protocol):
+    """Capability ``fit_loop``: the framework's own training loop trains the epochs (Keras
+    ``model.fit``), as its users train; :func:`~.common.train` hands it an epoch at a time instead of
+    calling :meth:`~TrainerProtocol.train_step` per step (which such a trainer still implements, with
+    the framework's single-step API, for the step-latency phase and the conformance checks)."""
+
+    def fit_epoch(self, batches: Any, lengths: Sequence[int], record: Callable[..., None]) -> None:
+        """Train one epoch, ``batches`` (what :meth:`~TrainerProtocol.indices` returned for it), in
+        the framework's own loop, cut into timing windows of ``lengths`` steps (``sum(lengths) ==
+        len(batches)``). At the end of each window call ``record(n, seconds, cpu_seconds, losses)``:
+        the window's steps, its wall and process CPU time [s] from the start of its first step to the
+        end of its last (the loop's per-call set-up before the first window stays outside), and its
+        per-step losses ``float64 (n,)`` (each step's own mean cross-entropy before its update, not a
+        running mean). An exception raised by ``record`` (divergence) ends training and propagates."""
+
+
 #: Optional capabilities: name -> the protocol whose methods a trainer declaring it implements.
-CAPABILITIES: dict[str, type] = {"device_memory": DeviceMemory, "device_matmul": DeviceMatmul}
+CAPABILITIES: dict[str, type] = {"device_memory": DeviceMemory, "device_matmul": DeviceMatmul, "fit_loop": FitLoop}
 
 
 
@@ -244,9 +262,12 @@ TRAINER_METHODS = _members(TrainerProtocol)
 
 def models_path(name: str) -> str:
     """File of ``frameworks/<name>/models.py``, found without importing it (or its framework)."""
-    spec = importlib.util.find_spec(f"mlx_explore.frameworks.{name}.models")
+    from . import get
+
+    package = get(name).code if name in FRAMEWORKS else name
+    spec = importlib.util.find_spec(f"mlx_explore.frameworks.{package}.models")
     if spec is None or spec.origin is None:
-        raise LookupError(f"no mlx_explore/frameworks/{name}/models.py")
+        raise LookupError(f"no mlx_explore/frameworks/{package}/models.py")
     return spec.origin
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["KERAS_BACKEND"] = "tensorflow"  # this column is TensorFlow, whatever the environment says
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -35,9 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from ..common import batched  # noqa: E402
 from ..contract import DEVICE_KINDS, DeviceUnavailable  # noqa: E402
-from .models import cnn, mlp  # noqa: E402
-
-ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+from ..keras.common import build_model, load_weights, make_optimizer  # noqa: E402,F401 - part of the adapter
 
 
 def select_device(kind: str) -> str:
@@ -88,32 +86,6 @@ def configure(config, threads: int) -> dict:
         "keras_dtype_policy": keras.mixed_precision.global_policy().name,
         "compile": "tf.function(jit_compile=True) (XLA)" if config.mode == "compiled" else "eager",
     }
-
-
-def build_model(spec, config) -> keras.Model:
-    """The Keras model for a ``ModelSpec`` (its dtype policy is the global one ``configure`` set for
-    ``config.precision``)."""
-    if spec.kind == "cnn":
-        return cnn(spec.image_shape, spec.n_classes, spec.channels, spec.kernel_size, spec.dense)
-    return mlp(spec.n_features, spec.hidden, spec.n_classes, spec.activation)
-
-
-def load_weights(model: keras.Model, spec, weights: dict[str, np.ndarray]) -> keras.Model:
-    """``model.set_weights`` with the canonical weights in canonical order (Keras's layouts are the
-    canonical ones); returns ``model``."""
-    model.set_weights([weights[k] for k in spec.shapes()])
-    return model
-
-
-def make_optimizer(config, model: keras.Model) -> keras.optimizers.Optimizer:
-    """Keras optimizer for ``config.optimizer`` (definitions in the module docstring), built on
-    ``model``'s trainable variables (its slots made now, not in the first step)."""
-    if config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(config.lr, beta_1=ADAM_B1, beta_2=ADAM_B2, epsilon=ADAM_EPS)
-    else:
-        optimizer = keras.optimizers.SGD(config.lr, momentum=config.momentum if config.optimizer == "momentum" else 0.0)
-    optimizer.build(model.trainable_variables)
-    return optimizer
 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):

@@ -1,7 +1,10 @@
-"""The models in Keras 3 on the TensorFlow backend: ``keras.Sequential`` stacks.
+"""The models in Keras 3: ``keras.Sequential`` stacks, one code for every Keras backend.
 
-Keras 3 is TensorFlow's high-level API (``tf.keras`` is Keras 3 from TF 2.16). Its layouts are the
-canonical ones (``Dense`` kernel ``(in, out)``, ``Conv2D`` kernel ``(H, W, C_in, C_out)``, NHWC), so
+This is the model code of the ``tensorflow`` column (Keras is TensorFlow's high-level API: ``tf.keras``
+is Keras 3 from TF 2.16) and of ``keras-jax``, ``keras-torch`` and ``keras-tensorflow``: Keras 3 runs
+the same layers on JAX, PyTorch or TensorFlow, chosen by ``KERAS_BACKEND`` before ``import keras``
+(https://keras.io/getting_started/#configuring-your-backend). Its layouts are the canonical ones
+(``Dense`` kernel ``(in, out)``, ``Conv2D`` kernel ``(H, W, C_in, C_out)``, NHWC) on every backend, so
 ``model.set_weights`` takes the shared weights as they are. Inputs: ``(N, F)`` or NHWC images;
 outputs: logits (``from_logits=True`` in the loss).
 """
