@@ -14,7 +14,7 @@ demo: setup
 	$(BIN)/mlx-explore compare --model mlp --dataset digits --frameworks torch,jax,tensorflow,sklearn --epochs 10 --out results/mlp_digits.json
 
 test: setup-tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=40
 
 fuzz: setup  # the generated bad-input suite, far longer than CI runs it (tests/test_bad_input.py)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_bad_input.py

@@ -32,7 +32,7 @@ from . import frameworks as fw_registry
 from .config import RunConfig
 from .env import child_env
 from .events import TERMINAL, Event, Failed, Finished, MalformedEvent, NotAnEvent, Step, Steps, from_json, quote
-from .worker import TRACE_DIR_VAR
+from .worker import MODEL_DIR_VAR, TRACE_DIR_VAR
 
 #: The folder that holds this ``mlx_explore`` package (``site-packages``, or the checkout).
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -59,7 +59,8 @@ def worker_command(*args: str) -> list[str]:
 
 
 def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunConfig,
-              stop: threading.Event | None = None, trace_dir: Path | None = None) -> Iterator[Event]:  # fmt: skip
+              stop: threading.Event | None = None, trace_dir: Path | None = None,
+              model_dir: Path | None = None) -> Iterator[Event]:  # fmt: skip
     """Train one run in its own child process and yield its events as they arrive.
 
     Args:
@@ -70,6 +71,8 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
         stop: when set (from any thread), the child is killed within :data:`STOP_POLL_S` seconds.
         trace_dir: where a profiled run (``config.profile_steps``) writes its traces
             (``worker.TRACE_DIR_VAR``).
+        model_dir: where a run with ``config.export == "onnx"`` writes ``model.onnx``
+            (``worker.MODEL_DIR_VAR``).
 
     Yields:
         ``Started``, one ``Step`` per logged step (the child's ``Steps`` windows, expanded),
@@ -89,7 +92,8 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
     proc = subprocess.Popen(
         worker_command("run", name, str(bundle_path), mode),
         stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-        env=child_env(config) | ({TRACE_DIR_VAR: str(trace_dir)} if trace_dir else {}),
+        env=child_env(config) | ({TRACE_DIR_VAR: str(trace_dir)} if trace_dir else {})
+        | ({MODEL_DIR_VAR: str(model_dir)} if model_dir else {}),
         text=True, start_new_session=True,
     )  # fmt: skip
     lines: queue.Queue = queue.Queue()

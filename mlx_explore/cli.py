@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import frameworks as registry
-from .config import ConfigError, RunConfig
+from .config import FRAMEWORKS, ConfigError, RunConfig
 from .data import DatasetUnavailable
 from .events import Epoch, Failed, Finished, Skipped, Started, Step
 
@@ -63,7 +63,8 @@ def _fail(field: str, message: str) -> None:
 def compare(
     model: str = typer.Option("mlp", help="logreg | mlp | cnn"),
     dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10"),
-    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn,"
+                                   "keras-jax,keras-torch,keras-tensorflow"),
     epochs: int = typer.Option(10, help="passes over the training split"),
     batch_size: int = typer.Option(32, "--batch-size", help="samples per step"),
     lr: float = typer.Option(1e-3, help="learning rate"),
@@ -80,6 +81,7 @@ def compare(
     deterministic: bool = typer.Option(False, "--deterministic", help="turn on each framework's determinism switches"),
     latency_steps: int = typer.Option(200, "--latency-steps", help="calls timed for step and batch-1 inference latency (0: skip)"),
     profile_steps: int = typer.Option(0, "--profile-steps", help="then profile K steps with each framework's own profiler (0: off)"),
+    export: str = typer.Option("none", "--export", help="onnx: export each trained model to ONNX and time it in ONNX Runtime | none"),
     log_every: int = typer.Option(1, "--log-every", help="log the training loss every K steps"),
     timeout: Optional[float] = typer.Option(None, help="stop a run after this many seconds"),
     n_samples: int = typer.Option(2000, "--n-samples", help="synthetic data set: samples"),
@@ -99,6 +101,7 @@ def compare(
                 device=device, mode=mode, precision=precision, threads=threads, repeat=repeat,
                 deterministic=deterministic, latency_steps=latency_steps, log_every=log_every, timeout_s=timeout,
                 n_samples=n_samples, n_features=n_features, data_dir=data_dir, profile_steps=profile_steps,
+                export=export,
             ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals)  # fmt: skip
         except KeyboardInterrupt:  # before the comparison began (imports, validation): nothing ran
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
@@ -265,16 +268,17 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
 def results_table(result) -> Table:
     """A rich table, one row per run: status, device and the headline figures (the columns, their
     units and number formats: ``mlx_explore.report.HEADLINE``)."""
-    from .report import HEADLINE
+    from .report import headline
 
     cfg = result.config
+    columns = headline(cfg)
     table = Table(title=f"{cfg.model} on {cfg.dataset} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.mode}, {cfg.precision})")
     for title in ("run", "status", "device"):
         table.add_column(title, justify="left")
-    for col in HEADLINE.values():
+    for col in columns.values():
         table.add_column(col.heading, justify="right")
     for r in result.runs:
-        cells = [col.format(r.metrics.get(col.key)) for col in HEADLINE.values()]
+        cells = [col.format(r.metrics.get(col.key)) for col in columns.values()]
         style = "green" if r.status == "ok" else "yellow"
         table.add_row(r.label or r.framework, f"[{style}]{r.status}[/]", r.device or "-", *cells)
     return table
@@ -342,32 +346,34 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
 @app.command()
 def suite(
     size: str = typer.Option("small", help="small (minutes on a laptop CPU) | full (for a GPU)"),
-    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated, default every column: the four native "
+                                   "frameworks and Keras 3 on each backend"),
     device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
     threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    export: str = typer.Option("none", "--export", help="onnx: also export every trained model to ONNX and time it in ONNX Runtime | none"),
     db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
     """Run the standard suite (the guide's measurements) on this machine and store every run, tagged."""
     with _StopSignals() as signals:
         try:
-            code = _suite(size=size, frameworks=frameworks, device=device, threads=threads, db=db, quiet=quiet,
-                          signals=signals)  # fmt: skip
+            code = _suite(size=size, frameworks=frameworks, device=device, threads=threads, export=export, db=db,
+                          quiet=quiet, signals=signals)  # fmt: skip
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
             code = signals.exit_code
     raise typer.Exit(code)
 
 
-def _suite(*, size: str, frameworks: str, device: str, threads: int | None, db: Path | None, quiet: bool,
-           signals: _StopSignals) -> int:  # fmt: skip
+def _suite(*, size: str, frameworks: str, device: str, threads: int | None, export: str, db: Path | None,
+           quiet: bool, signals: _StopSignals) -> int:  # fmt: skip
     from . import suite as suite_module
     from .comparison import plan
     from .results import StoreError, default_path
     from .runner import ComparisonInterrupted
 
     try:
-        items = suite_module.configs(size, frameworks=frameworks, device=device, threads=threads)
+        items = suite_module.configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
     except ConfigError as exc:
         _fail("--" + exc.field.replace("_", "-"), exc.message)
     progress = Progress(
@@ -400,7 +406,7 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, db: 
     interrupted = False
     try:
         with progress:
-            result = suite_module.run(size, frameworks=frameworks, device=device, threads=threads, db=db,
+            result = suite_module.run(size, frameworks=frameworks, device=device, threads=threads, export=export, db=db,
                                       on_item=on_item, on_event=on_event)  # fmt: skip
     except ConfigError as exc:
         _fail("--" + exc.field.replace("_", "-"), exc.message)
@@ -556,7 +562,8 @@ def _print_recommendation(guide_module, rec, audit) -> None:
 def profile(
     model: str = typer.Option("mlp", help="logreg | mlp | cnn"),
     dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10"),
-    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated, default every column (the four native "
+                                   "frameworks and Keras 3 on each backend)"),
     steps: int = typer.Option(20, help="training steps profiled per framework (at most one epoch's)"),
     batch_size: int = typer.Option(32, "--batch-size", help="samples per step"),
     hidden: str = typer.Option("256,256", help="MLP hidden widths, comma-separated"),

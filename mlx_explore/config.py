@@ -23,7 +23,10 @@ DEVICES = ("auto", "cpu", "gpu", "tpu")
 MODES = ("eager", "compiled", "both")
 PRECISIONS = ("fp32", "bf16")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
-FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn")
+#: Every framework column: the four native ones, then Keras 3's own loop on each of its backends.
+FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn", "keras-jax", "keras-torch", "keras-tensorflow")
+#: The columns a comparison runs unless told otherwise: each framework's own idiomatic code.
+DEFAULT_FRAMEWORKS = FRAMEWORKS[:4]
 # Kept here (not imported from data.py) so validating a config never imports scikit-learn.
 DATASETS = ("digits", "breast_cancer", "wine", "synthetic", "mnist", "fashion_mnist", "cifar10")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
@@ -98,7 +101,8 @@ class RunConfig(BaseModel):
     Fields (units in brackets):
         model: ``logreg`` (softmax regression), ``mlp`` or ``cnn`` (LeNet-style, image data sets).
         dataset: one of :data:`DATASETS`.
-        frameworks: subset of :data:`FRAMEWORKS`, run in this order, one child process each.
+        frameworks: subset of :data:`FRAMEWORKS`, run in this order, one child process each (default
+            :data:`DEFAULT_FRAMEWORKS`, the four native columns; the Keras ones are asked for by name).
         epochs: passes over the training split (>= 1).
         batch_size: samples per step (>= 1, at most the training split); incomplete batches are
             dropped so every framework takes exactly the same steps.
@@ -124,6 +128,10 @@ class RunConfig(BaseModel):
             ``--xla_gpu_deterministic_ops``).
         latency_steps: calls timed in the per-step latency and batch-1 inference phases (0: skip
             both phases). 200 gives a p99 between the two slowest calls.
+        export: ``onnx``: after the measured phases, export the trained model to ONNX with its
+            framework's converter and time it in ONNX Runtime beside the native inference figures
+            (``deploy.py``; the file is kept in ``~/.mlx_explore/models/<run_id>/model.onnx``);
+            ``none`` (default): no export.
         profile_steps: after every measured phase, profile this many training steps with the
             framework's own profiler (``profiling.py``; 0: off). At most one epoch's steps.
         log_every: the training loss is reported every ``log_every`` steps (1: every step).
@@ -141,7 +149,7 @@ class RunConfig(BaseModel):
 
     model: Literal["logreg", "mlp", "cnn"] = "mlp"
     dataset: str = "digits"
-    frameworks: tuple[str, ...] = FRAMEWORKS
+    frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
@@ -158,6 +166,7 @@ class RunConfig(BaseModel):
     deterministic: bool = False
     latency_steps: int = Field(200, ge=0, le=100_000)
     profile_steps: int = Field(0, ge=0, le=10_000)
+    export: Literal["none", "onnx"] = "none"
     log_every: int = Field(1, ge=1)
     val_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)
     test_fraction: float = Field(0.15, gt=0, lt=0.5, allow_inf_nan=False)

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .config import ConfigError
+from .config import FRAMEWORKS, ConfigError
 from .parity import RTOL
 from .suite import SIZES, machine_id
 
@@ -989,7 +989,7 @@ class RegressRun(BaseModel):
     size: str
 
 
-def run(size: str = "small", only=None, *, frameworks: str = "torch,jax,tensorflow,sklearn", device: str = "auto",
+def run(size: str = "small", only=None, *, frameworks: str = ",".join(FRAMEWORKS), device: str = "auto",
         baseline: str | Path | None = None, report: str | Path = "regression-report", progress_bar: bool = True,
         env: Mapping[str, Any] | None = None, updating: bool = False) -> RegressRun:  # fmt: skip
     """Execute the regression notebooks with papermill and judge their checks.

@@ -428,6 +428,24 @@ class ResultsStore:
 
         return self._write(insert, f"storing the {framework} run of comparison {comparison_id}")
 
+    def set_note(self, run_id: int, key: str, value: str) -> None:
+        """Set ``notes[key] = value`` of a stored run (a file the run made, once it has its final path).
+
+        Raises:
+            ValueError: no run ``run_id``.
+            StoreWriteError: the store could not be written.
+        """
+
+        def update(conn: sqlite3.Connection) -> None:
+            found = conn.execute("SELECT notes FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if found is None:
+                raise ValueError(f"no run {run_id} in {self.path}")
+            notes = _decode(self.path, found[0], "run", run_id, "notes") or {}
+            notes[key] = value
+            conn.execute("UPDATE runs SET notes = ? WHERE id = ?", (_json(notes), int(run_id)))
+
+        self._write(update, f"updating the notes of run {run_id}")
+
     def add_profile(self, run_id: int, profile: dict) -> None:
         """Record a run's profile in one transaction: its op table and its summary.
 

@@ -62,8 +62,18 @@ def default_trace_root(db: str | Path | None = None) -> Path:
     return (Path(db).expanduser() if db is not None else default_path()).parent / "traces"
 
 
+def default_model_root(db: str | Path | None = None) -> Path:
+    """Where runs with ``export="onnx"`` keep their ``model.onnx``: ``models/`` beside the results store
+    (``db``, default ``results.default_path()``), e.g. ``~/.mlx_explore/models/``; a stored run's file is
+    ``<root>/<run_id>/model.onnx``, an unstored run's stays in ``<root>/pending/<stamp>-<run>/``."""
+    from .results import default_path
+
+    return (Path(db).expanduser() if db is not None else default_path()).parent / "models"
+
+
 def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | None = None,
-                 trace_dir: str | Path | None = None, **kwargs: Any) -> Iterator[Event]:  # fmt: skip
+                 trace_dir: str | Path | None = None, model_dir: str | Path | None = None,
+                 **kwargs: Any) -> Iterator[Event]:  # fmt: skip
     """Run the comparison and yield its events as they happen.
 
     Every event carries ``framework``, ``mode`` and ``repeat`` (``comparison.plan``). Closing the
@@ -101,14 +111,16 @@ def iter_compare(config: RunConfig | None = None, *, stop: threading.Event | Non
                 continue
             missing = fw_registry.missing_modules(name)
             if missing:
-                reason = f"not installed ({', '.join(missing)}); pip install 'mlx-explore[{name}]'"
+                reason = f"not installed ({', '.join(missing)}); {fw_registry.install_hint(name)}"
                 yield Skipped(name, mode, repeat, status="skipped", reason=reason)
                 continue
-            traces = None
+            traces = models = None
+            pending = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{name}-{mode}-{repeat}"
             if config.profile_steps:
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                traces = Path(trace_dir or default_trace_root()) / "pending" / f"{stamp}-{os.getpid()}-{name}-{mode}-{repeat}"
-            yield from run_child(name, mode, repeat, path, config, stop, traces)
+                traces = Path(trace_dir or default_trace_root()) / "pending" / pending
+            if config.export == "onnx":
+                models = Path(model_dir or default_model_root()) / "pending" / pending
+            yield from run_child(name, mode, repeat, path, config, stop, traces, models)
 
 
 def compare(
@@ -173,9 +185,10 @@ def compare(
             comparison.db = str(sink.path)
         comparison.env = environment()
         traces = Path(trace_dir).expanduser() if trace_dir is not None else default_trace_root(sink.path if sink else None)
+        models = default_model_root(sink.path if sink else None)
         if sink is not None:
-            sink.traces = traces
-        events = iter_compare(config, stop=stop, trace_dir=traces)
+            sink.traces, sink.models = traces, models
+        events = iter_compare(config, stop=stop, trace_dir=traces, model_dir=models)
         try:
             for event in events:
                 rec = collect(event)
@@ -218,6 +231,7 @@ class _StoreSink:
         self.comparison_id: int | None = None
         self.error: str | None = None
         self.traces: Path | None = None
+        self.models: Path | None = None
 
     def add(self, rec: RunRecord, env: dict) -> None:
         from .results import StoreWriteError
@@ -231,11 +245,30 @@ class _StoreSink:
             if rec.profile is not None and self.traces is not None:
                 rec.profile = _file_traces(rec.profile, self.traces / str(rec.run_id))
                 self.store.add_profile(rec.run_id, rec.profile)
+            if rec.notes.get("onnx_path") and self.models is not None:
+                moved = _file_model(rec.notes["onnx_path"], self.models / str(rec.run_id))
+                if moved != rec.notes["onnx_path"]:
+                    rec.notes["onnx_path"] = moved
+                    self.store.set_note(rec.run_id, "onnx_path", moved)
         except StoreWriteError as exc:
             self.error = str(exc)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _file_model(path: str, target: Path) -> str:
+    """Move an exported run's model folder (``pending/...``, holding ``model.onnx``) to ``target``
+    (``<models>/<run_id>``); return the file's new path, or ``path`` when it cannot be moved."""
+    import shutil
+
+    source = Path(path).parent
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+    except OSError:
+        return path
+    return str(target / Path(path).name)
 
 
 def _file_traces(profile: dict, target: Path) -> dict:

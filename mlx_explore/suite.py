@@ -144,24 +144,26 @@ def item(name: str) -> SuiteItem:
 
 
 def configs(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
-            threads: int | None = None) -> list[tuple[SuiteItem, RunConfig]]:  # fmt: skip
+            threads: int | None = None, export: str = "none") -> list[tuple[SuiteItem, RunConfig]]:  # fmt: skip
     """Every item's validated config, in suite order, before anything runs.
 
     Args:
         size: ``"small"`` or ``"full"``.
-        frameworks: the frameworks to compare (default all of :data:`~mlx_explore.config.FRAMEWORKS`);
+        frameworks: the frameworks to compare (default every column of
+            :data:`~mlx_explore.config.FRAMEWORKS`: the four native ones and Keras 3 on each backend);
             a CNN item skips scikit-learn by itself (reported ``unsupported``).
         device: ``auto``, ``cpu``, ``gpu`` or ``tpu``.
         threads: intra-op threads per framework (``None``: all usable cores).
+        export: ``onnx`` to export every trained model and time it in ONNX Runtime (``RunConfig.export``).
 
     Raises:
-        ConfigError: naming the field (``size``, ``frameworks``, ``device``, ``threads``) and the allowed values.
+        ConfigError: naming the field (``size``, ``frameworks``, ``device``, ``threads``, ``export``) and the
+            allowed values.
     """
     if size not in SIZES:
         raise ConfigError("size", f"unknown suite size {size!r}; allowed: {', '.join(SIZES)}")
-    overrides: dict[str, Any] = {"device": device, "threads": threads}
-    if frameworks is not None:
-        overrides["frameworks"] = frameworks
+    overrides: dict[str, Any] = {"device": device, "threads": threads, "export": export}
+    overrides["frameworks"] = FRAMEWORKS if frameworks is None else frameworks
     return [(it, it.config(size, **overrides)) for it in ITEMS]
 
 
@@ -177,13 +179,13 @@ class SuiteResult:
 
 
 def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
-        threads: int | None = None, db: str | Path | None = None,
+        threads: int | None = None, export: str = "none", db: str | Path | None = None,
         on_item: Callable[[SuiteItem, RunConfig, int], Any] | None = None,
         on_event: Callable[[Any], Any] | None = None) -> SuiteResult:  # fmt: skip
     """Run the suite's comparisons one after another and store every run, tagged.
 
     Args:
-        size, frameworks, device, threads: as :func:`configs`.
+        size, frameworks, device, threads, export: as :func:`configs`.
         db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
         on_item: called as ``on_item(item, config, index)`` before each comparison starts (progress).
         on_event: called with every event of every comparison (progress bars, live plots).
@@ -201,7 +203,7 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     from .comparison import plan as run_plan
     from .runner import compare
 
-    plan = configs(size, frameworks=frameworks, device=device, threads=threads)
+    plan = configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
     session = f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     result = SuiteResult(session=session, size=size, comparisons={})
     for index, (it, config) in enumerate(plan):

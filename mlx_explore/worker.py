@@ -159,6 +159,13 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         settle()
         metrics, notes = fit(trainer, bundle, emit, _clock, flush)
         metrics.update(import_s=import_s, n_params=bundle.spec.n_params())
+        if config.export == "onnx":
+            export_phase(framework, trainer, bundle, threads, metrics, notes)
+        else:
+            from .deploy import ONNX_METRICS
+
+            metrics.update(dict.fromkeys(ONNX_METRICS))
+            notes.update(dict.fromkeys(ONNX_METRICS, "not exported (export='none'; --export onnx exports the model)"))
         profile = profile_phase(framework, trainer, bundle, notes)
         emit(Finished(framework, device=trainer.device, metrics=metrics, notes=notes, time_s=_clock(), profile=profile))
         return 0
@@ -176,6 +183,33 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
 
 #: The folder a profiled run writes its traces to (set by the runner, ``child.run_child``).
 TRACE_DIR_VAR = "MLX_EXPLORE_TRACE_DIR"
+#: The folder a run with ``export="onnx"`` writes ``model.onnx`` to (set by the runner).
+MODEL_DIR_VAR = "MLX_EXPLORE_MODEL_DIR"
+
+
+def export_phase(framework: str, trainer, bundle, threads: int, metrics: dict, notes: dict) -> None:
+    """Phase 5b, with ``config.export == "onnx"``: the trained model exported to ONNX and timed in
+    ONNX Runtime like the native inference phase (``deploy.export_phase``), into ``metrics`` (the
+    ``deploy.ONNX_METRICS``) and ``notes`` (``onnx``: the converter and provider, or the error;
+    ``onnx_path``: the file). A failed export leaves the figures ``None``; the run stays ``ok``."""
+    from . import deploy
+
+    out_dir = os.environ.get(MODEL_DIR_VAR)
+    if not out_dir:
+        metrics.update(dict.fromkeys(deploy.ONNX_METRICS))
+        notes["onnx"] = f"not exported: no model folder given (${MODEL_DIR_VAR})"
+        return
+    x_test = bundle.inputs(bundle.data.x_test)
+    figures, why = deploy.export_phase(framework, trainer, x_test, trainer.logits(x_test), out_dir,
+                                       bundle.config.latency_steps or 20, threads, trainer.device_kind)  # fmt: skip
+    path = figures.pop("onnx_path")
+    metrics.update(figures)
+    notes.update(why)
+    for key in deploy.ONNX_METRICS:  # a figure that is None says why, as every other one does
+        if metrics[key] is None:
+            notes.setdefault(key, why.get("onnx", "not exported"))
+    if path:
+        notes["onnx_path"] = path
 
 
 def profile_phase(framework: str, trainer, bundle, notes: dict) -> dict | None:

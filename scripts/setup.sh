@@ -73,8 +73,9 @@ have() { "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec
 echo "setup: installing into $VENV (first run: a few minutes)"
 have torch || "${pip[@]}" "torch==2.13.0"
 have tensorflow || "${pip[@]}" "tensorflow-cpu>=2.16"
-# The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack and the test tools.
-"${pip[@]}" -e ".[jax,notebook,dev]" "keras>=3.0" "xprof==2.24.2"
+# The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack, the test tools and
+# the ONNX export (onnx, onnxruntime and the converters, pinned in pyproject.toml's onnx extra).
+"${pip[@]}" -e ".[jax,notebook,dev,onnx]" "keras>=3.0" "xprof==2.24.2"
 link_voila_template "$py"
 echo "$want" > "$STAMP"
 "$VENV/bin/mlx-explore" env

@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled", "05_decision_guide",
-         "06_profiler"]  # fmt: skip
+         "06_profiler", "07_keras_backends"]  # fmt: skip
 FRAMEWORK_PACKAGES = ("torch", "jax", "flax", "optax", "tensorflow", "keras", "scikit-learn")
 
 #: What CI runs: small and fast (each notebook in well under a minute on 2 CPU cores).
@@ -37,6 +37,9 @@ SMALL = {
     "05_decision_guide": dict(run_suite=False),
     # eager: no torch.compile in CI; 2800 training samples give 10 steps an epoch at batch 256
     "06_profiler": dict(batch_sizes=[16, 256], n_samples=4000, n_features=64, hidden=[64], steps=5, mode="eager"),
+    # one backend, compiled (XLA), native against Keras, then both exported to ONNX
+    "07_keras_backends": dict(backends=["jax"], batch_sizes=[32, 256], mode="compiled", n_samples=4000, hidden=[32],
+                              export="onnx"),
 }
 #: Notebooks run by a test of their own, not by ``test_notebook_runs_top_to_bottom``.
 RUN_ALONE = ("05_decision_guide", "06_profiler")
@@ -101,7 +104,8 @@ def test_notebook_structure(name):
     if name == "05_decision_guide":  # the suite fixes its own data sets, epochs and batch sizes
         assert {"size", "frameworks", "device", "scenario", "run_suite", "db"} <= names
     else:
-        assert {"epochs", "frameworks", "dataset"} <= names
+        # 07's frameworks are each backend's native and Keras columns
+        assert {"epochs", "backends" if name == "07_keras_backends" else "frameworks", "dataset"} <= names
         assert names & {"batch_size", "batch_sizes"}, "batch size(s) are a parameter"
     assert set(SMALL[name]) <= names, f"CI sets parameters the notebook does not have: {set(SMALL[name]) - names}"
     assert nb.cells.index(setup_cell(nb)) < nb.cells.index(params), "set-up runs before anything else"
@@ -256,6 +260,14 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, results_db):
         assert "Fastest at each batch size: 16:" in text and "128:" in text
         assert any("batch 128: 6 runs" in s for s in streams)
         assert len(runs) == 2 * 2 * 3 and (runs["status"] == "ok").all()  # 2 batch sizes x 2 modes x 3 frameworks
+        return
+    if name == "07_keras_backends":
+        # the sweep (2 batch sizes x jax, keras-jax) and the deployment comparison (jax, keras-jax), all ok
+        assert len(runs) == 3 * 2 and (runs["status"] == "ok").all(), runs[["framework", "status", "reason"]]
+        assert re.search(r"Keras 3 \(fit\) on jax reaches batch 32 compiled: \d\.\d\dx; batch 256 compiled: \d\.\d\dx", text), text
+        assert "Compile time on jax at batch 256: native" in text
+        assert re.search(r"ONNX Runtime against the framework itself .*: jax \d+\.\d\dx, keras-jax \d+\.\d\dx", text), text
+        assert "**keras-jax**: jax2onnx.to_onnx on model.stateless_call" in text
         return
     ran = [fw for fw in frameworks if not (name == "03_cnn" and fw == "sklearn")]
     assert f"{len(ran)} of {len(frameworks)} runs finished" in text

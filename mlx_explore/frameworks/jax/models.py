@@ -46,7 +46,7 @@ class CNN(nn.Module):
     def __call__(self, x):
         for c in self.channels:
             x = nn.Conv(c, (self.kernel_size, self.kernel_size), padding="SAME", dtype=self.dtype)(x)
-            x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+            x = nn.max_pool(nn.relu(x), window_shape=(2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
         return nn.Dense(self.n_classes, dtype=self.dtype)(x)
