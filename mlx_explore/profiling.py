@@ -323,10 +323,17 @@ def profile_steps(framework: str, trainer, bundle, steps: int, out_dir: str | Pa
         clock: seconds (injectable for tests).
 
     Raises:
+        NotImplementedError: a Keras column (``keras-*``): no profile adapter yet; profile the native
+            column of the backend.
         whatever the framework's profiler raises; the caller turns it into a note.
     """
     import importlib
 
+    from .frameworks import REGISTRY
+
+    if framework in REGISTRY and REGISTRY[framework].package == "keras":
+        raise NotImplementedError(f"{framework}: profiling the Keras columns is not supported yet; profile the native "
+                                  f"{REGISTRY[framework].keras_backend} column instead")  # fmt: skip
     module = importlib.import_module(f"mlx_explore.frameworks.{framework}.profile")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

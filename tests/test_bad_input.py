@@ -83,6 +83,7 @@ FIELD_VALUES = {
     "deterministic": st.one_of(st.booleans(), any_value),
     "latency_steps": any_int,
     "profile_steps": any_int,
+    "export": st.one_of(st.sampled_from(["none", "onnx", "tflite", "ONNX"]), any_value),
     "log_every": any_int,
     "val_fraction": any_float,
     "test_fraction": any_float,

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
@@ -240,3 +241,14 @@ def test_ctrl_c_stops_voila_and_every_kernel(tmp_path):
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
     assert not any(p.exists() and p.name.startswith("mlx-explore-dashboards-") for p in staged)
+
+
+def test_the_suite_table_shows_onnx_runtime_beside_native_inference_only_when_exported():
+    from widgets.dashboard import suite_table_html
+
+    runs = pd.DataFrame({"suite_item": ["small_batch"] * 2, "framework": ["torch", "keras-torch"], "mode": ["compiled"] * 2,
+                         "status": ["ok", "ok"], "infer_ms_p50": [0.094, 0.443], "onnx_infer_ms_p50": [None, None]})  # fmt: skip
+    html = suite_table_html(runs)
+    assert "batch-1 inference p50 [ms]" in html and "0.443" in html and "ONNX Runtime" not in html
+    html = suite_table_html(runs.assign(onnx_infer_ms_p50=[0.012, 0.015]))
+    assert "ONNX Runtime p50 [ms]" in html and "0.015" in html

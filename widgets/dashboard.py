@@ -50,6 +50,8 @@ SUITE_COLUMNS = {
     "samples_per_s": ("throughput [samples/s]", "{:,.0f}"), "compile_s": ("compile time [s]", "{:.2f}"),
     "step_ms_p50": ("step p50 [ms]", "{:.2f}"), "step_ms_p99": ("step p99 [ms]", "{:.2f}"),
     "peak_rss_mb": ("peak memory [MiB]", "{:,.0f}"),
+    # the deployment view: the framework's own batch-1 inference beside ONNX Runtime's (suite --export onnx)
+    "infer_ms_p50": ("batch-1 inference p50 [ms]", "{:.3f}"), "onnx_infer_ms_p50": ("ONNX Runtime p50 [ms]", "{:.3f}"),
 }  # fmt: skip
 #: Metrics of the trends chart: metric -> (label with unit, relative drop that is named a possible regression).
 TREND_METRICS = {"samples_per_s": ("throughput [samples/s]", 0.10), "test_accuracy": ("test accuracy [0-1]", 0.02)}
@@ -117,7 +119,7 @@ def reasons_list(rec) -> str:
 
 def suite_table_html(runs: pd.DataFrame) -> str:
     """The newest suite's runs (``suite.latest``' table) as an HTML table (``class='mlx-suite'``)."""
-    cols = [c for c in SUITE_COLUMNS if c in runs.columns]
+    cols = [c for c in SUITE_COLUMNS if c in runs.columns and not (c.startswith("onnx_") and runs[c].isna().all())]
     table = runs[cols].copy()
     table["mode"] = table["mode"].fillna("")
     styler = (table.style.hide(axis="index")
