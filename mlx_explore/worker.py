@@ -133,6 +133,7 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
     """Train ``framework`` on the bundle, writing events; returns the process exit code."""
     from .bundle import Bundle
     from .events import Failed, Finished, Skipped, Started
+    from . import frameworks as fw_registry
     from .frameworks import trainer_module
     from .frameworks.common import DeviceUnavailable, Diverged, fit
 
@@ -148,7 +149,17 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         cores = pin_threads(config.threads)
         threads = min(config.threads or cores, cores)
         t = time.perf_counter()
-        module = trainer_module(framework)
+        try:
+            module = trainer_module(framework)
+        except ImportError as exc:
+            backend = fw_registry.get(framework).keras_backend if framework in fw_registry.REGISTRY else None
+            if backend is None or framework == "tensorflow":
+                raise
+            # Keras installed beside a backend it cannot run on (a version mismatch): this column
+            # cannot run here, which is not a failure of the run.
+            emit(Skipped(framework, status="skipped", reason=f"Keras cannot run on {backend} here: "
+                                                             f"{type(exc).__name__}: {exc}"[:500]))  # fmt: skip
+            return 0
         import_s = time.perf_counter() - t
         flags = {"cpu_affinity": cores, **module.configure(config, threads), **_process_flags()}
         x_train = bundle.inputs(bundle.data.x_train)

@@ -77,3 +77,20 @@ def test_one_process_holds_one_keras_backend():
     assert lines[0] == "tensorflow"  # the registry's backend wins over the environment's
     assert lines[1].startswith("refused: keras-jax needs Keras on jax") and "own process" in lines[1]
 
+
+
+def test_a_backend_keras_cannot_run_on_is_skipped_with_the_reason(tmp_path, monkeypatch, results_db):
+    """A PyTorch that Keras cannot import (here a stand-in raising ImportError, as a version mismatch
+    does) makes keras-torch `skipped` with the reason; it is reported and stored, never dropped, and
+    the other columns run."""
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("torch 0.0 is not supported by this Keras")\n')
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+    result = compare(dataset="wine", model="logreg", frameworks=["keras-torch", "sklearn"], epochs=1, batch_size=16,
+                     latency_steps=0)  # fmt: skip
+    status = {r.framework: (r.status, r.reason) for r in result.runs}
+    assert status["keras-torch"][0] == "skipped", status
+    assert "Keras cannot run on torch here" in status["keras-torch"][1] and "not supported by this Keras" in status["keras-torch"][1]
+    assert status["sklearn"][0] == "ok"
+    assert list(result.metrics.index) == ["keras-torch", "sklearn"] and result.runs[0].run_id is not None

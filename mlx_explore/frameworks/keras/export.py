@@ -2,8 +2,8 @@
 
 Keras 3 models are the backend's own objects, so the maintained converter of each backend applies:
 
-- ``tensorflow``: ``tf2onnx.convert.from_function`` on a ``tf.function`` of the model, as for the
-  ``tensorflow`` column (``frameworks/tensorflow/export.py``, which says why not ``from_keras``);
+- ``tensorflow``: the ``tensorflow`` column's exporter (``frameworks/tensorflow/export.py``:
+  ``tf2onnx.convert.from_function`` on a ``tf.function`` of the model; it says why not ``from_keras``);
 - ``torch``: Keras's own ``model.export(path, format="onnx")``, which calls ``torch.onnx.export``
   with the model's input signature (a dynamic batch); ``torch.onnx.export`` on the Keras model (a
   ``torch.nn.Module`` on this backend) fails in ``torch.export`` with torch 2.13.0;
@@ -35,17 +35,10 @@ def export_onnx(trainer, path: str, example: np.ndarray) -> None:
         Exception: whatever the backend's converter raises.
     """
     backend, model = keras.backend.backend(), trainer.model
-    if backend == "tensorflow":
-        import tensorflow as tf
-        import tf2onnx
+    if backend == "tensorflow":  # the tensorflow column's route: a tf.function of the Keras model
+        from ..tensorflow.export import export_onnx as tensorflow_export
 
-        signature = [tf.TensorSpec((None, *example.shape[1:]), tf.float32, name="x")]
-
-        @tf.function(input_signature=signature)
-        def logits(x):
-            return tf.cast(model(x, training=False), tf.float32)
-
-        tf2onnx.convert.from_function(logits, input_signature=signature, output_path=path)
+        tensorflow_export(trainer, path, example)
     elif backend == "torch":
         # Keras's own exporter (torch.onnx.export with the model's input signature); calling
         # torch.onnx.export on the Keras model directly fails in torch.export here.
