@@ -16,7 +16,7 @@ item                      what it measures
                           parity against a reference framework, bitwise determinism
 ========================  ==========================================================================
 
-``size="small"`` finishes in about 3-4 minutes on a 2-core CPU with the four frameworks (measured:
+``size="small"`` finishes in about 3 minutes on a 2-core CPU with the four frameworks, 6.5 with all seven columns (measured:
 README, "Choosing a framework"); ``size="full"`` trains longer on more data with more latency
 samples and is meant for a GPU.
 
@@ -404,7 +404,7 @@ def _no_suite_message(table: pd.DataFrame, machine: str, device: str | None) -> 
             reasons.append(f"{row['session']} ({why})")
         found = f"the store's {len(table)} suite session(s) cannot be used: " + "; ".join(reasons)
     return (f"No complete suite of version {SUITE_VERSION} from this machine ({machine}){'' if device is None else f' on device {device}'}: "
-            f"{found}. Run `{command}` first (about 4 minutes on a 2-core CPU), then ask again.")  # fmt: skip
+            f"{found}. Run `{command}` first (about 6.5 minutes on a 2-core CPU), then ask again.")  # fmt: skip
 
 
 def figures(runs: pd.DataFrame, db: str | Path | None = None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ Sections, top to bottom (each chart has a title, units on its axes and one line 
    framework (:class:`~widgets.profile.ProfileView`).
 
 The store is only read, with SQLite ``mode=ro`` (``results.read_only``). The one write is on request:
-when there is no usable suite, a button runs the small suite (about 4 minutes on a 2-core CPU) with a
+when there is no usable suite, a button runs the small suite (about 6.5 minutes on a 2-core CPU) with a
 progress bar and then shows the overview. An unreadable store is a message, never a traceback.
 
 The loaders read summaries, never curves (``results.load_metrics``, ``suite.latest``): the overview of
@@ -275,7 +275,7 @@ class Overview(W.VBox):
         else:
             self.message.value = message_html(
                 f"<b>No suite to recommend from yet.</b> {html.escape(problem or '')}<br>Press the button to run "
-                f"the small suite now (about 4 minutes on a 2-core CPU; every framework installed here, each in "
+                f"the small suite now (about 6.5 minutes on a 2-core CPU; every framework installed here, each in "
                 f"its own process). The page fills in when it ends.", "warning")  # fmt: skip
             self.progress_text.value = ""
             parts += [W.HBox([self.run_button, self.progress]), self.progress_text]
