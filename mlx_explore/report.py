@@ -28,6 +28,7 @@ import pandas as pd
 from . import frameworks as registry
 from .child import probe as probe_framework
 from .comparison import Comparison
+from .config import DEFAULT_FRAMEWORKS
 from .metric_docs import METRIC_DOCS
 from .parity import RTOL, RTOL_SKLEARN, default_reference, relative_differences
 
@@ -118,9 +119,11 @@ COLUMN_DOCS = {
 TABLE_COLUMNS = ("status", "device", *HEADLINE)
 
 
-def runtime_table(names: Iterable[str] = tuple(registry.REGISTRY), timeout: float = 300) -> pd.DataFrame:
+def runtime_table(names: Iterable[str] = DEFAULT_FRAMEWORKS, timeout: float = 300) -> pd.DataFrame:
     """Which frameworks this runtime has and the devices each one sees, asked in child processes
     (:func:`mlx_explore.child.probe`, run in parallel; nothing is imported into this process).
+    By default the four frameworks: the Keras columns run on their backends' devices (name them to
+    probe them too).
 
     Returns:
         DataFrame indexed by framework: ``title``, ``installed`` (bool), ``version`` (the framework's

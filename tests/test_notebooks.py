@@ -32,7 +32,9 @@ SMALL = {
     "01_logistic_regression": dict(epochs=1, batch_size=64, latency_steps=20, parity_steps=10),
     "02_mlp": dict(epochs=1, batch_size=64, hidden=[32], latency_steps=20, parity_steps=10),
     "03_cnn": dict(epochs=1, batch_size=64, latency_steps=20, parity_steps=10),
-    "04_eager_vs_compiled": dict(batch_sizes=[16, 128], n_samples=2000, hidden=[32], epochs=1),
+    # jax and tensorflow: XLA compiles in well under a second, torch.compile with a cold cache in many
+    "04_eager_vs_compiled": dict(frameworks=["jax", "tensorflow"], batch_sizes=[16, 128], n_samples=2000, hidden=[32],
+                                 epochs=1),
     # ranks a stored suite (``db``: a copy of ``conftest.suite_store``, set by its own test below)
     "05_decision_guide": dict(run_suite=False),
     # eager: no torch.compile in CI; 2800 training samples give 10 steps an epoch at batch 256
@@ -256,10 +258,10 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, results_db):
     runs = load_runs()
     frameworks = ["torch", "jax", "tensorflow", "sklearn"] if name[:2] in ("01", "02", "03") else ["jax", "tensorflow", "torch"]
     if name == "04_eager_vs_compiled":
-        frameworks = ["torch", "jax", "tensorflow"]
         assert "Fastest at each batch size: 16:" in text and "128:" in text
-        assert any("batch 128: 6 runs" in s for s in streams)
-        assert len(runs) == 2 * 2 * 3 and (runs["status"] == "ok").all()  # 2 batch sizes x 2 modes x 3 frameworks
+        assert any("batch 128: 4 runs" in s for s in streams)
+        assert len(runs) == 2 * 2 * 2 and (runs["status"] == "ok").all()  # 2 batch sizes x 2 modes x 2 frameworks
+        assert sorted(set(runs["framework"])) == ["jax", "tensorflow"]
         return
     if name == "07_keras_backends":
         # the sweep (2 batch sizes x jax, keras-jax) and the deployment comparison (jax, keras-jax), all ok
