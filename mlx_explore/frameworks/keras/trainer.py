@@ -124,11 +124,11 @@ class StepLoss(keras.metrics.Metric):
 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
-    """``model.compile`` with ``optimizer``, the cross-entropy on logits and :class:`StepLoss`
-    (eager until ``Trainer`` compiles it again for the mode), and the single step ``(x, y, idx) ->
-    loss``: ``model.train_on_batch`` on the rows ``idx`` (Keras's one-batch API; ``model.fit`` is the
-    loop, ``Trainer.fit_epoch``)."""
-    compile_model(model, optimizer, compiled=False)
+    """The single step ``(x, y, idx) -> loss``: ``model.train_on_batch`` on the rows ``idx`` (Keras's
+    one-batch API; ``model.fit`` is the loop, ``Trainer.fit_epoch``). A model not compiled yet is
+    compiled eager here (:func:`compile_model`); ``Trainer`` compiles it for its mode first."""
+    if not model.compiled:
+        compile_model(model, optimizer, compiled=False)
 
     def train_step(x, y, idx):
         return model.train_on_batch(x[idx], y[idx], return_dict=True)["step_loss"]
@@ -232,9 +232,8 @@ class Trainer:
         self.x, self.y = x_train, y_train
 
     def _compile(self):
-        step = make_train_step(self.model, self.optimizer)
         compile_model(self.model, self.optimizer, compiled=self.config.mode == "compiled")
-        self._step = step
+        self._step = make_train_step(self.model, self.optimizer)
 
     def indices(self, rows):
         return _Batches(self.x, self.y, rows)
