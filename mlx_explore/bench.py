@@ -126,9 +126,24 @@ def forward_flops(spec) -> float:
     Counts 2 FLOPs per multiply-accumulate in dense and convolution layers (the convention of
     Kaplan et al., "Scaling Laws for Neural Language Models", 2020, section 2.1); bias adds,
     activations, pooling and the softmax are ignored (below 1 % for these models). A 'same'-padded
-    ``k x k`` convolution on an ``H x W x C_in`` input costs ``2 H W k^2 C_in C_out``.
+    ``k x k`` convolution on an ``H x W x C_in`` input costs ``2 H W k^2 C_in C_out``. A GRU step
+    costs ``2 (D + H) 3H``; a transformer block on ``T`` steps of width ``d`` costs ``2 T (4 d^2 +
+    2 d * 4d)`` in its projections and feed-forward plus ``2 * 2 T^2 d`` for the scores and the
+    weighted sum (Kaplan et al. 2020, table 1, with ``n_ctx = T``). ``gbdt`` has no dense
+    arithmetic to count: 0.
     """
     flops = 0.0
+    shapes = spec.shapes()
+    if spec.kind == "gbdt":
+        return 0.0
+    if spec.kind == "gru":
+        (t, d), h = spec.seq_shape, spec.d_model
+        return t * 2.0 * (d + h) * 3 * h + 2.0 * h * spec.n_classes
+    if spec.kind == "transformer":
+        (t, d_in), d = spec.seq_shape, spec.d_model
+        ff = shapes["block_0/ffn_0/kernel"][1]
+        block = 2.0 * t * (4 * d * d + 2 * d * ff) + 4.0 * t * t * d
+        return 2.0 * t * d_in * d + spec.layers * block + 2.0 * d * spec.n_classes
     if spec.kind == "cnn":
         h, w, c = spec.image_shape
         for c_out in spec.channels:
@@ -136,7 +151,7 @@ def forward_flops(spec) -> float:
             h, w, c = h // 2, w // 2, c_out  # 2x2 max-pooling after each convolution
     for name in spec.layer_names():
         if name.startswith("dense"):
-            k_in, k_out = spec.shapes()[f"{name}/kernel"]
+            k_in, k_out = shapes[f"{name}/kernel"]
             flops += 2.0 * k_in * k_out
     return flops
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import ConfigError, RunConfig
 from .data import IMAGE_SHAPES, RAW_BYTES, BatchOrder, Dataset, dimensions, load_dataset, train_size
-from .models import ModelSpec, init_weights
+from .models import FFN_MULT, ModelSpec, init_weights
 
 _SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -59,8 +59,13 @@ class Bundle:
         return self.order.total_steps
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
-        """Model inputs for features ``x``: ``(N, F)`` for dense models, NHWC images for the CNN."""
-        return self.data.images(x) if self.spec.kind == "cnn" else x
+        """Model inputs for features ``x``: ``(N, F)`` for dense models (and ``gbdt``), NHWC images
+        for the CNN, ``(N, T, D)`` sequences for ``gru`` and ``transformer`` (views, no copy)."""
+        if self.spec.kind == "cnn":
+            return self.data.images(x)
+        if self.spec.seq_shape is not None:
+            return self.data.sequences(x)
+        return x
 
     def save(self, path: str | Path) -> None:
         """Write the bundle to one uncompressed ``.npz`` file: the data splits and the weights;
@@ -68,7 +73,8 @@ class Bundle:
         meta = {
             "config": self.config.model_dump(mode="json"),
             "spec": self.spec.to_dict(),
-            "dataset": {"name": self.data.name, "n_classes": self.data.n_classes, "image_shape": self.data.image_shape},
+            "dataset": {"name": self.data.name, "n_classes": self.data.n_classes, "image_shape": self.data.image_shape,
+                        "seq_shape": self.data.seq_shape},
             "weight_names": list(self.weights),
         }
         arrays = {k: getattr(self.data, k) for k in _SPLITS}
@@ -85,10 +91,11 @@ class Bundle:
                 name=ds["name"],
                 n_classes=ds["n_classes"],
                 image_shape=tuple(ds["image_shape"]) if ds["image_shape"] else None,
+                seq_shape=tuple(ds["seq_shape"]) if ds.get("seq_shape") else None,
                 **{k: z[k] for k in _SPLITS},
             )
             spec_d = meta["spec"]
-            for key in ("hidden", "channels", "image_shape"):
+            for key in ("hidden", "channels", "image_shape", "seq_shape"):
                 if spec_d.get(key) is not None:
                     spec_d[key] = tuple(spec_d[key])
             config = RunConfig(**meta["config"])
@@ -113,7 +120,7 @@ def prepare(config: RunConfig) -> Bundle:
     BatchOrder(train_size(config), config.batch_size, config.epochs, config.seed)  # validate early
     check_memory(config)
     data = load_dataset(config)
-    spec = ModelSpec.from_config(config, data.n_features, data.n_classes, data.image_shape)
+    spec = ModelSpec.from_config(config, data.n_features, data.n_classes, data.image_shape, data.sequence_shape)
     return Bundle(
         config=config,
         data=data,
@@ -196,7 +203,8 @@ def estimate_memory(config: RunConfig) -> MemoryEstimate:
     """
     n_samples, n_features, n_classes = dimensions(config)
     image_shape = IMAGE_SHAPES.get(config.dataset)
-    spec = ModelSpec.from_config(config, n_features, n_classes, image_shape)
+    seq_shape = (config.seq_len, 2) if config.dataset == "adding" else None
+    spec = ModelSpec.from_config(config, n_features, n_classes, image_shape, seq_shape)
     shapes = spec.shapes()
     n_params = sum(math.prod(s) for s in shapes.values())
     params_bytes = 4 * n_params * PARAM_COPIES[config.optimizer]
@@ -204,7 +212,7 @@ def estimate_memory(config: RunConfig) -> MemoryEstimate:
     n_values = n_samples * n_features
     data_parent = n_values * (3 * RAW_BYTES[config.dataset] + SCALING_BYTES) + 24 * n_samples  # + int64 labels
     data_child = n_values * CHILD_DATA_BYTES + 8 * n_samples
-    largest_layer = max(math.prod(s) for s in shapes.values())
+    largest_layer = max((math.prod(s) for s in shapes.values()), default=0)
     parent = data_parent + 4 * n_params + 8 * largest_layer  # init_weights draws each layer in float64
     child = params_bytes + activation_bytes + data_child
     held = n_values * HELD_BYTES + 4 * n_params
@@ -222,6 +230,11 @@ def _activation_width(spec: ModelSpec) -> int:
         h, w, _ = spec.image_shape
         c1, c2 = spec.channels
         return h * w * c1 + (h // 2) * (w // 2) * (c1 + c2) + (h // 4) * (w // 4) * c2 + spec.dense + spec.n_classes
+    if spec.kind == "gru":  # per step: three gates' pre-activations, the gates and the new state
+        return spec.seq_shape[0] * 7 * spec.d_model + spec.n_classes
+    if spec.kind == "transformer":  # per block and step: LN, q/k/v, scores, attention out, FFN
+        t, d = spec.seq_shape[0], spec.d_model
+        return spec.layers * t * (8 * d + spec.heads * t + 2 * FFN_MULT * d) + spec.n_classes
     return sum(spec.hidden) + spec.n_classes
 
 
@@ -319,6 +332,11 @@ def _describe(spec: ModelSpec) -> str:
     """``MLP 64-256-256-10``, ``logistic regression 64-10``, ``CNN on 32x32x3``."""
     if spec.kind == "cnn":
         return f"CNN on {'x'.join(map(str, spec.image_shape))} images"
+    if spec.kind in ("gru", "transformer"):
+        t, d = spec.seq_shape
+        return f"{'GRU' if spec.kind == 'gru' else 'transformer'} of width {spec.d_model} on {t} steps of {d} features"
+    if spec.kind == "gbdt":
+        return "gradient-boosted trees"
     widths = "-".join(str(w) for w in (spec.n_features, *spec.hidden, spec.n_classes))
     return f"{'MLP' if spec.kind == 'mlp' else 'logistic regression'} {widths}"
 

@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-MODELS = ("logreg", "mlp", "cnn")
+MODELS = ("logreg", "mlp", "cnn", "gru", "transformer", "gbdt")
+#: Models that read each sample as a sequence ``(T, D)``: image rows as time steps, or ``adding``.
+SEQUENCE_MODELS = ("gru", "transformer")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DEVICES = ("auto", "cpu", "gpu", "tpu")
 MODES = ("eager", "compiled", "both")
@@ -25,11 +27,25 @@ PRECISIONS = ("fp32", "bf16")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 #: Every framework column: the four native ones, then Keras 3's own loop on each of its backends.
 FRAMEWORKS = ("torch", "jax", "tensorflow", "sklearn", "keras-jax", "keras-torch", "keras-tensorflow")
+FRAMEWORKS = FRAMEWORKS + ("xgboost", "lightgbm")
 #: The columns a comparison runs unless told otherwise: each framework's own idiomatic code.
 DEFAULT_FRAMEWORKS = FRAMEWORKS[:4]
+#: The columns that can train gradient-boosted trees (``model="gbdt"``), and its default columns:
+#: scikit-learn's ``HistGradientBoostingClassifier``, XGBoost (``tree_method="hist"``), LightGBM.
+GBDT_FRAMEWORKS = ("sklearn", "xgboost", "lightgbm")
+#: The deep-learning columns (every model but ``gbdt``; scikit-learn runs ``logreg`` and ``mlp`` too).
+DEEP_FRAMEWORKS = ("torch", "jax", "tensorflow", "keras-jax", "keras-torch", "keras-tensorflow")
+#: Learning rate (shrinkage) of ``gbdt`` when none is given: LightGBM's and scikit-learn's default
+#: (https://lightgbm.readthedocs.io/en/latest/Parameters.html, ``learning_rate``; XGBoost's ``eta`` is 0.3).
+GBDT_LR = 0.1
 # Kept here (not imported from data.py) so validating a config never imports scikit-learn.
-DATASETS = ("digits", "breast_cancer", "wine", "synthetic", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "breast_cancer", "wine", "synthetic", "mnist", "fashion_mnist", "cifar10", "adding", "covertype")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+#: Data sets a sequence model can read: images row by row (``T = H`` steps of ``W * C`` features),
+#: and ``adding``, a synthetic task that needs memory (``seq_len`` steps of 2 features).
+SEQUENCE_DATASETS = IMAGE_DATASETS + ("adding",)
+#: Most time steps of the ``adding`` task.
+MAX_SEQ_LEN = 10_000
 
 # Upper bounds: far beyond any sensible run, low enough that a typo (an extra zero or three) is
 # caught before anything is allocated or a week of compute is queued.
@@ -56,6 +72,7 @@ DATASET_FACTS: dict[str, tuple[int, int, int | None]] = {
     "mnist": (70000, 10, 10000),
     "fashion_mnist": (70000, 10, 10000),
     "cifar10": (60000, 10, 10000),
+    "covertype": (581012, 7, None),
 }
 
 
@@ -70,7 +87,8 @@ def split_sizes(config: "RunConfig") -> dict[str, int]:
     Returns:
         ``{"train", "val", "test", "classes"}`` [samples; classes].
     """
-    n, classes, official = DATASET_FACTS.get(config.dataset, (config.n_samples, config.n_classes, None))
+    own = (config.n_samples, 2 if config.dataset == "adding" else config.n_classes, None)
+    n, classes, official = DATASET_FACTS.get(config.dataset, own)
     if official is not None:
         n_test, n_rest = official, n - official
         n_val = math.ceil(config.val_fraction * n_rest)
@@ -99,17 +117,22 @@ class RunConfig(BaseModel):
     """Everything that defines one comparison. Immutable; every field is recorded with the results.
 
     Fields (units in brackets):
-        model: ``logreg`` (softmax regression), ``mlp`` or ``cnn`` (LeNet-style, image data sets).
+        model: ``logreg`` (softmax regression), ``mlp``, ``cnn`` (LeNet-style, image data sets),
+            ``gru`` (one GRU layer, logits from the last hidden state), ``transformer`` (a 2-layer
+            pre-norm encoder, mean pooling) on :data:`SEQUENCE_DATASETS`, or ``gbdt``
+            (gradient-boosted trees, :data:`GBDT_FRAMEWORKS`). ``models.py`` defines each.
         dataset: one of :data:`DATASETS`.
         frameworks: subset of :data:`FRAMEWORKS`, run in this order, one child process each (default
-            :data:`DEFAULT_FRAMEWORKS`, the four native columns; the Keras ones are asked for by name).
+            :data:`DEFAULT_FRAMEWORKS`, the four native columns; the Keras ones are asked for by name;
+            for ``gbdt`` the default is :data:`GBDT_FRAMEWORKS`).
         epochs: passes over the training split (>= 1).
         batch_size: samples per step (>= 1, at most the training split); incomplete batches are
             dropped so every framework takes exactly the same steps.
-        lr: learning rate (> 0).
+        lr: learning rate (> 0); default 1e-3, and :data:`GBDT_LR` (0.1) for ``gbdt`` (its shrinkage).
         optimizer: ``sgd``, ``momentum`` (heavy ball, PyTorch convention) or ``adam``.
         momentum: momentum coefficient for ``momentum`` (0 <= m < 1).
-        hidden: MLP hidden layer widths, e.g. ``(256, 256)``.
+        hidden: MLP hidden layer widths, e.g. ``(256, 256)``; for ``gru`` the first is the hidden
+            state's size, for ``transformer`` the model width ``d_model`` (feed-forward ``4 d_model``).
         activation: hidden activation of the MLP: ``relu``, ``tanh`` or ``sigmoid``.
         seed: seeds the split, the batch order and the initial weights.
         device: ``auto`` (an accelerator where the framework sees one, else CPU), ``cpu``,
@@ -136,7 +159,11 @@ class RunConfig(BaseModel):
             framework's own profiler (``profiling.py``; 0: off). At most one epoch's steps.
         log_every: the training loss is reported every ``log_every`` steps (1: every step).
         val_fraction, test_fraction: shares of the data held out (stratified).
-        n_samples, n_features, n_classes: size of the ``synthetic`` data set only.
+        n_samples, n_features, n_classes: size of the ``synthetic`` data set (``n_samples`` also
+            of ``adding``, which has 2 classes).
+        seq_len: time steps of the ``adding`` task (>= 2).
+        rounds: boosting rounds of ``gbdt`` (trees per class where the library grows one per class).
+        max_depth: deepest tree of ``gbdt`` (LightGBM also gets ``num_leaves = 2**max_depth``).
         data_dir: cache folder for MNIST / Fashion-MNIST / CIFAR-10
             (default ``~/.cache/mlx_explore``; env ``MLX_EXPLORE_DATA``).
         timeout_s: a framework run taking longer than this [s] is stopped (None: no limit).
@@ -147,7 +174,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: Literal["logreg", "mlp", "cnn"] = "mlp"
+    model: Literal["logreg", "mlp", "cnn", "gru", "transformer", "gbdt"] = "mlp"
     dataset: str = "digits"
     frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
@@ -173,6 +200,9 @@ class RunConfig(BaseModel):
     n_samples: int = Field(2000, ge=20, le=MAX_SAMPLES)
     n_features: int = Field(20, ge=2, le=MAX_FEATURES)
     n_classes: int = Field(2, ge=2, le=MAX_CLASSES)
+    seq_len: int = Field(50, ge=2, le=MAX_SEQ_LEN)
+    rounds: int = Field(100, ge=1, le=100_000)
+    max_depth: int = Field(6, ge=1, le=32)
     data_dir: str | None = None
     timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
@@ -184,6 +214,16 @@ class RunConfig(BaseModel):
             for name, value in data.items():
                 if isinstance(value, bool) and name != "deterministic" and name in cls.model_fields:
                     raise ConfigError(name, f"expected a number, got the boolean {value!r}")
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gbdt_defaults(cls, data: Any) -> Any:
+        # Gradient boosting has other defaults than gradient descent: its own columns and shrinkage.
+        if isinstance(data, dict) and data.get("model") == "gbdt":
+            data = dict(data)
+            data.setdefault("frameworks", GBDT_FRAMEWORKS)
+            data.setdefault("lr", GBDT_LR)
         return data
 
     @field_validator("dataset")
@@ -245,6 +285,21 @@ class RunConfig(BaseModel):
                 f"model 'cnn' needs an image data set ({', '.join(IMAGE_DATASETS)}); "
                 f"{self.dataset!r} is tabular: use model 'mlp' or 'logreg'"
             )
+        if self.model in SEQUENCE_MODELS and self.dataset not in SEQUENCE_DATASETS:
+            raise ConfigError(
+                "model",
+                f"model {self.model!r} reads each sample as a sequence: use one of {', '.join(SEQUENCE_DATASETS)} "
+                f"(images row by row, or the adding task); {self.dataset!r} is tabular: use 'mlp', 'logreg' or 'gbdt'"
+            )
+        if self.model != "gbdt" and set(self.frameworks) <= {"xgboost", "lightgbm"}:
+            raise ConfigError("frameworks", f"{', '.join(self.frameworks)} train only model 'gbdt' (got model "
+                                            f"{self.model!r}); allowed for {self.model!r}: "
+                                            f"{', '.join(f for f in FRAMEWORKS if f not in ('xgboost', 'lightgbm'))}")
+        if self.model == "gbdt" and not set(self.frameworks) & set(GBDT_FRAMEWORKS):
+            raise ConfigError("frameworks", f"model 'gbdt' runs in {', '.join(GBDT_FRAMEWORKS)} (got "
+                                            f"{', '.join(self.frameworks)})")
+        if self.model in SEQUENCE_MODELS and not self.hidden:
+            raise ConfigError("hidden", f"model {self.model!r} takes its width from the first of hidden, e.g. 128")
         if self.model == "mlp" and not self.hidden:
             raise ConfigError("hidden", "the MLP needs at least one hidden layer width, e.g. 256,256 "
                                         "(for no hidden layer use model 'logreg')")

@@ -18,7 +18,18 @@ digits         1797         64 (8x8x1 image)    10
 breast_cancer  569          30                  2
 wine           178          13                  3
 synthetic      n_samples    n_features          n_classes  (``make_classification``)
+adding         n_samples    2 x seq_len         2          (made here: the adding problem)
 =============  ===========  ==================  =========
+
+``adding`` is the adding problem of Hochreiter & Schmidhuber (1997, section 5.4) as a
+classification task that needs memory: each sample is ``seq_len`` steps of (a value drawn
+uniformly from [0, 1], a marker); exactly two steps are marked, one in each half of the sequence,
+and the label is whether the two marked values sum to more than 1 (balanced by symmetry). Its
+features are laid out ``(T, 2)`` row-major, so ``Dataset.sequences(x)`` is a free reshape.
+
+``covertype`` (581012 samples, 54 features, 7 classes; UCI's Forest CoverType) is downloaded once by
+scikit-learn's ``fetch_covtype`` into the cache folder; offline it fails with
+:class:`DatasetUnavailable`.
 
 Downloaded once into a cache folder (Colab, or any machine online), official test split kept:
 ``mnist`` and ``fashion_mnist`` (70000 x 28x28x1, 10 classes), ``cifar10`` (60000 x 32x32x3,
@@ -85,10 +96,12 @@ IMAGE_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28,
 #: Largest raw pixel value, used to bring images to [0, 1] before standardizing.
 PIXEL_MAX = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0}
 #: Features per sample of each fixed data set (synthetic: the config's ``n_features``).
-FEATURES = {"digits": 64, "breast_cancer": 30, "wine": 13, "mnist": 784, "fashion_mnist": 784, "cifar10": 3072}
+FEATURES = {"digits": 64, "breast_cancer": 30, "wine": 13, "mnist": 784, "fashion_mnist": 784, "cifar10": 3072,
+            "covertype": 54}
 #: Bytes per feature value as the data set is read, before the float32 conversion: scikit-learn's
 #: loaders and ``make_classification`` give float64, the downloaded images are uint8.
-RAW_BYTES = {"digits": 8, "breast_cancer": 8, "wine": 8, "synthetic": 8, "mnist": 1, "fashion_mnist": 1, "cifar10": 1}
+RAW_BYTES = {"digits": 8, "breast_cancer": 8, "wine": 8, "synthetic": 8, "mnist": 1, "fashion_mnist": 1, "cifar10": 1,
+             "adding": 8, "covertype": 8}
 
 
 class DatasetUnavailable(RuntimeError):
@@ -106,6 +119,8 @@ class Dataset:
         y_train, y_val, y_test: ``int64 (N_split,)`` class indices.
         n_classes: number of classes (binary tasks have 2 and use two logits).
         image_shape: ``(H, W, C)`` for image data sets, else ``None``.
+        seq_shape: ``(T, D)`` of a sequence data set (``adding``); images are read row by row
+            (:meth:`sequence_shape`).
     """
 
     name: str
@@ -117,6 +132,28 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     image_shape: tuple[int, int, int] | None
+    seq_shape: tuple[int, int] | None = None
+
+    @property
+    def sequence_shape(self) -> tuple[int, int] | None:
+        """``(T, D)`` a sequence model reads: ``seq_shape``, or an image's rows ``(H, W * C)``;
+        ``None`` for tabular data sets."""
+        if self.seq_shape is not None:
+            return tuple(self.seq_shape)
+        if self.image_shape is not None:
+            h, w, c = self.image_shape
+            return (h, w * c)
+        return None
+
+    def sequences(self, x: np.ndarray) -> np.ndarray:
+        """Reshape ``(N, F)`` features to ``(N, T, D)`` sequences (a view, no copy).
+
+        Raises:
+            ValueError: the data set has no sequence layout (a tabular data set).
+        """
+        if self.sequence_shape is None:
+            raise ValueError(f"data set {self.name!r} has no sequence layout")
+        return x.reshape((x.shape[0], *self.sequence_shape))
 
     @property
     def n_features(self) -> int:
@@ -139,6 +176,8 @@ def dimensions(config: RunConfig) -> tuple[int, int, int]:
     ``synthetic``: the config's ``n_samples``, ``n_features``, ``n_classes``); loads nothing."""
     if config.dataset == "synthetic":
         return config.n_samples, config.n_features, config.n_classes
+    if config.dataset == "adding":
+        return config.n_samples, 2 * config.seq_len, 2
     return SIZES[config.dataset], FEATURES[config.dataset], CLASSES[config.dataset]
 
 
@@ -200,6 +239,7 @@ def load_dataset(config: RunConfig) -> Dataset:
         y_test=y_test.astype(np.int64),
         n_classes=n_classes,
         image_shape=image_shape,
+        seq_shape=(config.seq_len, 2) if name == "adding" else None,
     )
 
 
@@ -329,7 +369,54 @@ def _load_sklearn(config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
             n_classes=config.n_classes,
             random_state=config.seed,
         )
+    if name == "adding":
+        return adding_problem(config.n_samples, config.seq_len, config.seed)
+    if name == "covertype":
+        return _load_covertype(config)
     raise ConfigError("dataset", f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+
+
+def adding_problem(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem as classification (module docstring): ``x`` ``float64 (n, seq_len * 2)``
+    laid out ``(T, 2)`` = (value, marker), ``y`` ``int64 (n,)`` = whether the two marked values sum
+    to more than 1. Drawn from ``numpy.random.default_rng([seed, 3])``.
+
+    Source: Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 9(8), 1997,
+    section 5.4 (there a regression on the sum; the two marks are in the first and second half here
+    too, so the first must be remembered for at least ``seq_len / 2`` steps at the end).
+    """
+    rng = np.random.default_rng([seed, 3])
+    values = rng.uniform(0.0, 1.0, (n, seq_len))
+    half = seq_len // 2
+    first = rng.integers(0, half, n)
+    second = rng.integers(half, seq_len, n)
+    markers = np.zeros((n, seq_len))
+    rows = np.arange(n)
+    markers[rows, first] = markers[rows, second] = 1.0
+    y = (values[rows, first] + values[rows, second] > 1.0).astype(np.int64)
+    return np.stack([values, markers], axis=-1).reshape(n, 2 * seq_len), y
+
+
+def _load_covertype(config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Forest CoverType via scikit-learn's ``fetch_covtype`` (downloaded once into the cache
+    folder); labels 1..7 become 0..6.
+
+    Raises:
+        DatasetUnavailable: not cached and the download failed (offline, blocked).
+    """
+    from sklearn.datasets import fetch_covtype
+
+    folder = _cache_folder(config)
+    try:
+        d = fetch_covtype(data_home=str(folder), download_if_missing=True)
+    except (OSError, ValueError) as exc:  # URLError is an OSError; a truncated archive a ValueError
+        raise DatasetUnavailable(
+            f"covertype is not cached in {folder} and could not be downloaded ({type(exc).__name__}: {exc}). "
+            f"Run once where the internet is reachable (scikit-learn's fetch_covtype fetches it from "
+            f"https://archive.ics.uci.edu/ml/datasets/covertype), or copy that folder here; "
+            f"set data_dir or $MLX_EXPLORE_DATA to use another folder"
+        ) from None
+    return d.data, d.target.astype(np.int64) - 1
 
 
 def _cache_folder(config: RunConfig) -> Path:

@@ -59,7 +59,7 @@ import numpy as np
 
 from .config import ConfigError, RunConfig
 from .metrics import loss_and_accuracy
-from .models import ModelSpec
+from .models import LN_EPS, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bundle import Bundle
@@ -68,6 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
 OPTIMIZERS = ("sgd",)
 #: Model kinds and MLP activations it implements (all of ``RunConfig``'s).
 MODELS = ("logreg", "mlp", "cnn")
+#: Models whose forward pass (:func:`forward`, the first-batch logits) the reference computes; the
+#: sequence models have no hand-written backward pass here.
+FORWARD_MODELS = MODELS + ("gru", "transformer")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 #: Rows per forward pass when the test split is evaluated (bounds the im2col buffers: a 28x28x32
 #: feature map unrolled for a 3x3 kernel is about 1.8 MB a sample in float64).
@@ -135,9 +138,9 @@ def check_config(config: RunConfig) -> None:
         )
 
 
-def _check_spec(spec: ModelSpec) -> None:
-    if spec.kind not in MODELS:
-        raise ValueError(f"unknown model kind {spec.kind!r}; allowed: {', '.join(MODELS)}")
+def _check_spec(spec: ModelSpec, allowed: tuple[str, ...] = MODELS) -> None:
+    if spec.kind not in allowed:
+        raise ValueError(f"unknown model kind {spec.kind!r}; allowed: {', '.join(allowed)}")
     if spec.kind == "mlp" and spec.activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {spec.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     if spec.kind == "cnn" and spec.image_shape is None:
@@ -286,12 +289,77 @@ def _inputs(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if spec.kind == "cnn" and x.ndim == 2:
         x = x.reshape(x.shape[0], *spec.image_shape)
+    if spec.seq_shape is not None and x.ndim == 2:
+        x = x.reshape(x.shape[0], *spec.seq_shape)
     return x
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
+
+
+def gru_forward(params: Params, x: np.ndarray) -> np.ndarray:
+    """Last hidden state ``(N, H)`` of the canonical GRU on ``x`` ``(N, T, D)`` from ``h = 0``.
+
+    Gates r, z, n in that order along the ``3H`` axis; "reset after" form
+    (https://pytorch.org/docs/stable/generated/torch.nn.GRU.html):
+    ``r = s(x W_r + b_r + h U_r + c_r)``, ``z = s(x W_z + b_z + h U_z + c_z)``,
+    ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``, ``h' = (1 - z) * n + z * h``.
+    """
+    w, u, b, c = (params[f"gru/{k}"] for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"))
+    hsz = u.shape[0]
+    h = np.zeros((x.shape[0], hsz))
+    for t in range(x.shape[1]):
+        gx, gh = x[:, t] @ w + b, h @ u + c
+        r = _sigmoid(gx[:, :hsz] + gh[:, :hsz])
+        z = _sigmoid(gx[:, hsz : 2 * hsz] + gh[:, hsz : 2 * hsz])
+        n = np.tanh(gx[:, 2 * hsz :] + r * gh[:, 2 * hsz :])
+        h = (1.0 - z) * n + z * h
+    return h
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float = LN_EPS) -> np.ndarray:
+    """``(x - mean) / sqrt(var + eps) * scale + bias`` over the last axis (biased variance, as every
+    framework computes it; Ba, Kiros & Hinton, 2016)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * scale + bias
+
+
+def attention(params: Params, prefix: str, x: np.ndarray) -> np.ndarray:
+    """Multi-head scaled dot-product self-attention of ``x`` ``(N, T, d)`` with the per-head
+    canonical kernels (``models.py``): ``softmax(q k^T / sqrt(d_head)) v``, heads joined by the
+    output kernel (Vaswani et al., 2017, sec. 3.2)."""
+    q, k, v = (np.einsum("ntd,dhe->nthe", x, params[f"{prefix}/{p}/kernel"]) + params[f"{prefix}/{p}/bias"]
+               for p in ("query", "key", "value"))  # fmt: skip
+    scores = np.einsum("nqhe,nkhe->nhqk", q, k) / np.sqrt(q.shape[-1])
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    heads = np.einsum("nhqk,nkhe->nqhe", weights, v)
+    return np.einsum("nqhe,hed->nqd", heads, params[f"{prefix}/out/kernel"]) + params[f"{prefix}/out/bias"]
+
+
+def transformer_forward(spec: ModelSpec, params: Params, x: np.ndarray) -> np.ndarray:
+    """Mean-pooled output ``(N, d)`` of the canonical pre-norm encoder on ``x`` ``(N, T, D)``
+    (``models.py``): embedding + positions, ``spec.layers`` blocks of ``x + MHA(LN(x))`` and
+    ``x + FFN(LN(x))`` (FFN: dense, ReLU, dense), the final layer norm, the mean over ``T``."""
+    a = x @ params["embed/kernel"] + params["embed/bias"] + params["pos/embedding"]
+    for i in range(spec.layers):
+        b = f"block_{i}"
+        a = a + attention(params, f"{b}/attn", layer_norm(a, params[f"{b}/ln_1/scale"], params[f"{b}/ln_1/bias"]))
+        hdn = layer_norm(a, params[f"{b}/ln_2/scale"], params[f"{b}/ln_2/bias"])
+        hdn = np.maximum(hdn @ params[f"{b}/ffn_0/kernel"] + params[f"{b}/ffn_0/bias"], 0.0)
+        a = a + hdn @ params[f"{b}/ffn_1/kernel"] + params[f"{b}/ffn_1/bias"]
+    return layer_norm(a, params["ln_f/scale"], params["ln_f/bias"]).mean(axis=1)
 
 
 def _forward(spec: ModelSpec, params: Params, x: np.ndarray) -> tuple[np.ndarray, list]:
     """Logits and the tape of what the backward pass needs, layer by layer."""
     tape: list = []
+    if spec.kind in ("gru", "transformer"):  # forward only (first-batch logits); no tape
+        pooled = gru_forward(params, x) if spec.kind == "gru" else transformer_forward(spec, params, x)
+        return pooled @ params["dense_0/kernel"] + params["dense_0/bias"], tape
     a = x
     if spec.kind == "cnn":
         for name in ("conv_0", "conv_1"):
@@ -321,7 +389,8 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], x: np.ndarray) -> np
         spec: the model (:class:`ModelSpec`).
         params: ``{name: array}`` in the canonical layout (:meth:`ModelSpec.shapes`); any float
             dtype, computed in float64.
-        x: ``(N, F)`` features, or for the CNN ``(N, F)`` or NHWC ``(N, H, W, C)`` images.
+        x: ``(N, F)`` features, or for the CNN ``(N, F)`` or NHWC ``(N, H, W, C)`` images, for
+            ``gru`` and ``transformer`` ``(N, F)`` or ``(N, T, D)`` sequences.
 
     Returns:
         ``float64 (N, n_classes)`` logits.
@@ -330,7 +399,7 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], x: np.ndarray) -> np
         ValueError: the spec's kind or activation is not one the reference implements.
         KeyError: a parameter of the spec is missing from ``params``.
     """
-    _check_spec(spec)
+    _check_spec(spec, FORWARD_MODELS)
     return _forward(spec, _f64(params), _inputs(spec, x))[0]
 
 

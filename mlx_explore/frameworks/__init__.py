@@ -60,35 +60,43 @@ class FrameworkInfo:
             object.__setattr__(self, "code", self.package)
 
 
+#: The models every deep-learning column expresses.
+_DEEP = ("logreg", "mlp", "cnn", "gru", "transformer")
+
 REGISTRY: dict[str, FrameworkInfo] = {
-    "torch": FrameworkInfo("torch", "PyTorch", ("torch",), ("torch",), ("logreg", "mlp", "cnn"), ("cpu", "gpu")),
+    "torch": FrameworkInfo("torch", "PyTorch", ("torch",), ("torch",), _DEEP, ("cpu", "gpu")),
     "jax": FrameworkInfo(
         "jax", "JAX (Flax + Optax)", ("jax", "flax", "optax"), ("jax", "jaxlib", "flax", "optax"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu", "tpu"),
+        _DEEP, ("cpu", "gpu", "tpu"),
     ),
     "tensorflow": FrameworkInfo(
         "tensorflow", "TensorFlow (GradientTape loop)", ("tensorflow", "keras"), ("tensorflow", "tensorflow-cpu", "keras"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), code="keras", keras_backend="tensorflow",
+        _DEEP, ("cpu", "gpu"), code="keras", keras_backend="tensorflow",
     ),
-    "sklearn": FrameworkInfo("sklearn", "scikit-learn", ("sklearn",), ("scikit-learn",), ("logreg", "mlp"), ("cpu",)),
+    "sklearn": FrameworkInfo("sklearn", "scikit-learn", ("sklearn",), ("scikit-learn",), ("logreg", "mlp", "gbdt"), ("cpu",)),
     # Keras 3's own training loop (model.compile + model.fit) on each backend, beside the native code.
     "keras-jax": FrameworkInfo(
         "keras-jax", "Keras 3 (fit) on JAX", ("keras", "jax"), ("keras", "jax", "jaxlib"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu", "tpu"), package="keras", keras_backend="jax",
+        _DEEP, ("cpu", "gpu", "tpu"), package="keras", keras_backend="jax",
     ),
     "keras-torch": FrameworkInfo(
         "keras-torch", "Keras 3 (fit) on PyTorch", ("keras", "torch"), ("keras", "torch"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), package="keras", keras_backend="torch",
+        _DEEP, ("cpu", "gpu"), package="keras", keras_backend="torch",
     ),
     "keras-tensorflow": FrameworkInfo(
         "keras-tensorflow", "Keras 3 (fit) on TensorFlow", ("keras", "tensorflow"), ("keras", "tensorflow", "tensorflow-cpu"),
-        ("logreg", "mlp", "cnn"), ("cpu", "gpu"), package="keras", keras_backend="tensorflow",
+        _DEEP, ("cpu", "gpu"), package="keras", keras_backend="tensorflow",
     ),
+    # Gradient-boosted trees only (model "gbdt"): the two libraries tabular practitioners reach for.
+    "xgboost": FrameworkInfo("xgboost", "XGBoost (hist)", ("xgboost",), ("xgboost-cpu", "xgboost"), ("gbdt",), ("cpu", "gpu")),
+    "lightgbm": FrameworkInfo("lightgbm", "LightGBM", ("lightgbm",), ("lightgbm",), ("gbdt",), ("cpu",)),
 }  # fmt: skip
 assert tuple(REGISTRY) == FRAMEWORKS
 
 UNSUPPORTED_MODEL_REASON = {
     ("sklearn", "cnn"): "scikit-learn has no convolutional layers (MLPClassifier is dense only)",
+    ("sklearn", "gru"): "scikit-learn has no recurrent layers (MLPClassifier is dense only)",
+    ("sklearn", "transformer"): "scikit-learn has no attention layers (MLPClassifier is dense only)",
 }
 
 
@@ -145,6 +153,8 @@ def unsupported_reason(name: str, model: str, device: str, precision: str = "fp3
     """Why ``name`` cannot run ``model`` on ``device`` at ``precision`` (``None``: it can)."""
     if (name, model) in UNSUPPORTED_MODEL_REASON:
         return UNSUPPORTED_MODEL_REASON[(name, model)]
+    if model not in get(name).models:
+        return f"{get(name).title} does not train model {model!r} (it trains: {', '.join(get(name).models)})"
     if precision == "bf16" and name == "sklearn":
         return "scikit-learn computes in float32/float64 only; bf16 needs a deep-learning framework"
     if device != "auto" and device not in get(name).devices:
