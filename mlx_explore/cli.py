@@ -61,16 +61,18 @@ def _fail(field: str, message: str) -> None:
 
 @app.command()
 def compare(
-    model: str = typer.Option("mlp", help="logreg | mlp | cnn"),
-    dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10"),
-    frameworks: str = typer.Option("torch,jax,tensorflow,sklearn", help="comma-separated: torch,jax,tensorflow,sklearn,"
-                                   "keras-jax,keras-torch,keras-tensorflow"),
+    model: str = typer.Option("mlp", help="logreg | mlp | cnn | gru | transformer | gbdt"),
+    dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10 "
+                                "| adding | covertype"),
+    frameworks: Optional[str] = typer.Option(None, help="comma-separated: torch,jax,tensorflow,sklearn,keras-jax,keras-torch,"
+                                             "keras-tensorflow,xgboost,lightgbm [default: torch,jax,tensorflow,sklearn; "
+                                             "for gbdt sklearn,xgboost,lightgbm]"),
     epochs: int = typer.Option(10, help="passes over the training split"),
     batch_size: int = typer.Option(32, "--batch-size", help="samples per step"),
-    lr: float = typer.Option(1e-3, help="learning rate"),
+    lr: Optional[float] = typer.Option(None, help="learning rate [default: 0.001; for gbdt 0.1]"),
     optimizer: str = typer.Option("adam", help="sgd | momentum | adam"),
     momentum: float = typer.Option(0.9, help="momentum coefficient (optimizer momentum)"),
-    hidden: str = typer.Option("256,256", help="MLP hidden widths, comma-separated"),
+    hidden: str = typer.Option("256,256", help="MLP hidden widths, comma-separated (gru, transformer: the first is the width)"),
     activation: str = typer.Option("relu", help="relu | tanh | sigmoid"),
     seed: int = typer.Option(0, help="seeds split, batch order and initial weights"),
     device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
@@ -86,6 +88,9 @@ def compare(
     timeout: Optional[float] = typer.Option(None, help="stop a run after this many seconds"),
     n_samples: int = typer.Option(2000, "--n-samples", help="synthetic data set: samples"),
     n_features: int = typer.Option(20, "--n-features", help="synthetic data set: features"),
+    seq_len: int = typer.Option(50, "--seq-len", help="adding data set: time steps"),
+    rounds: int = typer.Option(100, "--rounds", help="gbdt: boosting rounds"),
+    max_depth: int = typer.Option(6, "--max-depth", help="gbdt: deepest tree"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="cache folder for downloaded data sets"),
     out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
     db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
@@ -101,7 +106,7 @@ def compare(
                 device=device, mode=mode, precision=precision, threads=threads, repeat=repeat,
                 deterministic=deterministic, latency_steps=latency_steps, log_every=log_every, timeout_s=timeout,
                 n_samples=n_samples, n_features=n_features, data_dir=data_dir, profile_steps=profile_steps,
-                export=export,
+                export=export, seq_len=seq_len, rounds=rounds, max_depth=max_depth,
             ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals)  # fmt: skip
         except KeyboardInterrupt:  # before the comparison began (imports, validation): nothing ran
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")

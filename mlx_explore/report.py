@@ -446,6 +446,74 @@ def sweep_findings(table: pd.DataFrame) -> list[str]:
     return out
 
 
+#: Columns of :func:`model_table` (medians over repeats of the ``ok`` runs).
+MODEL_TABLE_COLUMNS = ("test_accuracy", "test_f1_macro", "test_roc_auc", "train_s", "samples_per_s", "infer_ms_p50",
+                       "infer_samples_per_s", "peak_rss_mb", "model_bytes")
+
+
+def model_table(results: Mapping[str, Comparison]) -> pd.DataFrame:
+    """Several models (or data sizes) side by side: one row per (name, framework, mode) of the ``ok``
+    runs, with :data:`MODEL_TABLE_COLUMNS` where the runs have them.
+
+    Args:
+        results: ``{name: Comparison}``, e.g. ``{"gru": ..., "transformer": ...}`` or
+            ``{"gbdt": ..., "mlp": ...}``; every comparison may have other frameworks.
+
+    Returns:
+        DataFrame with ``name``, ``framework``, ``mode`` and the figures; empty (those columns) when
+        nothing finished.
+    """
+    rows = []
+    for name, result in results.items():
+        for (fw, mode), row in result.summary.iterrows():
+            rows.append({"name": name, "framework": fw, "mode": mode}
+                        | {c: row.get(c) for c in MODEL_TABLE_COLUMNS if c in row.index})  # fmt: skip
+    cols = ["name", "framework", "mode", *MODEL_TABLE_COLUMNS]
+    table = pd.DataFrame(rows)
+    return table.reindex(columns=[c for c in cols if c in table.columns or c in ("name", "framework", "mode")])
+
+
+def model_findings(table: pd.DataFrame, chance: float | None = None) -> list[str]:
+    """What a :func:`model_table` shows: the best test accuracy of each name (and its framework),
+    how far each name's frameworks agree, and, given ``chance`` (the accuracy of always answering
+    the majority class), whether a model learned anything beyond it.
+
+    Returns:
+        Markdown sentences; empty for an empty table.
+    """
+    t = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[:0]
+    if t.empty:
+        return []
+    out = []
+    best = {}
+    for name, part in t.groupby("name", sort=False):
+        top = part.loc[part["test_accuracy"].idxmax()]
+        best[name] = float(top["test_accuracy"])
+        spread = part["test_accuracy"].max() - part["test_accuracy"].min()
+        text = f"**{name}**: best test accuracy {top['test_accuracy']:.4f} ({top['framework']})"
+        if len(part) > 1:
+            text += f", a spread of {100 * spread:.2f} percentage points over its {len(part)} runs"
+        if chance is not None:
+            gain = top["test_accuracy"] - chance
+            text += (f"; {100 * gain:.1f} points above the {chance:.3f} of always answering the majority class"
+                     if gain > 0.02 else f"; no better than the {chance:.3f} of always answering the majority class: "
+                     "it has not learned the task in this budget")
+        out.append(text + ".")
+    if len(best) > 1:
+        ranked = sorted(best, key=best.get, reverse=True)
+        gap = best[ranked[0]] - best[ranked[1]]
+        out.append(f"Most accurate here: {ranked[0]}, {100 * gap:.2f} points ahead of {ranked[1]}"
+                   + (" (within the noise of one split: rerun with other seeds before concluding)." if gap < 0.01 else "."))
+    if "train_s" in t:
+        fastest = t.dropna(subset=["train_s"])
+        if len(fastest) > 1:
+            f = fastest.loc[fastest["train_s"].idxmin()]
+            s = fastest.loc[fastest["train_s"].idxmax()]
+            out.append(f"Training time ranges from {f['train_s']:.2f} s ({f['name']}, {f['framework']}) to "
+                       f"{s['train_s']:.2f} s ({s['name']}, {s['framework']}).")
+    return out
+
+
 def keras_overhead(table: pd.DataFrame) -> pd.DataFrame:
     """Keras 3's own loop against the native code of the same backend, from a sweep table
     (:func:`sweep_frame` of comparisons that ran native and Keras columns).

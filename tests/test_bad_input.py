@@ -58,10 +58,11 @@ any_value = st.one_of(any_int, any_float, texts, wrong_types)
 
 #: For every RunConfig field: values of its own kind (in and out of bounds) plus anything at all.
 FIELD_VALUES = {
-    "model": st.one_of(st.sampled_from(["logreg", "mlp", "cnn", "MLP", "resnet"]), any_value),
-    "dataset": st.one_of(st.sampled_from(["digits", "breast_cancer", "wine", "synthetic", "mnist", "imagenet"]), any_value),
+    "model": st.one_of(st.sampled_from(["logreg", "mlp", "cnn", "gru", "transformer", "gbdt", "MLP", "resnet"]), any_value),
+    "dataset": st.one_of(st.sampled_from(["digits", "breast_cancer", "wine", "synthetic", "mnist", "adding", "imagenet"]),
+                         any_value),
     "frameworks": st.one_of(
-        st.lists(st.sampled_from(["torch", "jax", "tensorflow", "sklearn", "mxnet", ""]), max_size=5),
+        st.lists(st.sampled_from(["torch", "jax", "tensorflow", "sklearn", "xgboost", "lightgbm", "mxnet", ""]), max_size=5),
         st.sampled_from(["sklearn", "sklearn,sklearn", "torch, jax", ",", "sklearn,,"]), any_value,
     ),
     "epochs": any_int,
@@ -90,6 +91,9 @@ FIELD_VALUES = {
     "n_samples": any_int,
     "n_features": any_int,
     "n_classes": any_int,
+    "seq_len": any_int,
+    "rounds": any_int,
+    "max_depth": any_int,
     "data_dir": st.one_of(st.none(), texts, st.sampled_from(["/etc/passwd", "/proc/nowhere", "/tmp"])),
     "timeout_s": st.one_of(st.none(), any_float),
 }

@@ -39,6 +39,10 @@ _ANCHORS = {
     "pool": r"MaxPool|max_pool",
     "flatten": r"\bFlatten\b|\.reshape\(",
     "dense": r"\bnn\.Linear\b|\bnn\.Dense\b|\blayers\.Dense\b|\bhidden_layer_sizes\b",
+    "recurrent": r"\bnn\.GRU\b|\bnn\.RNN\b|\blayers\.GRU\b",
+    "attention": r"MultiHead|TransformerEncoder",
+    "norm": r"\bLayerNorm\b|\bLayerNormalization\b",
+    "trees": r"HistGradientBoostingClassifier\(|XGBClassifier\(|LGBMClassifier\(",
 }
 _ANCHOR_RE = re.compile("|".join(f"(?P<{kind}>{rx})" for kind, rx in _ANCHORS.items()))
 
@@ -69,6 +73,8 @@ def unsupported_note(framework: str, model: str) -> str | None:
     """The note shown instead of code when ``framework`` cannot express ``model`` (``None``: it can)."""
     _check(framework, model)
     reason = UNSUPPORTED_MODEL_REASON.get((framework, model))
+    if reason is None and model not in REGISTRY[framework].models:
+        reason = registry.unsupported_reason(framework, model, "auto")
     return f"{reason} (unsupported)" if reason else None
 
 
@@ -86,19 +92,27 @@ def _source(lines: list[str], node: ast.AST) -> str:
 
 def _segments(framework: str, name: str) -> list[str]:
     """The module-level class or function ``name`` of ``framework``'s models module, preceded by
-    the module-level constants (single-name assignments) it uses, in file order."""
+    the module-level constants (single-name assignments) and the module-level classes and functions
+    it uses (a transformer's encoder block, a GRU cell), transitively, in file order."""
     text = _module_text(framework)
     lines, body = text.splitlines(), ast.parse(text).body
-    obj = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
-    if obj is None:
+    defs = {n.name: n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    if name not in defs:
         raise LookupError(f"no module-level class or function {name} in {module_path(framework)}")
-    used = {n.id for n in ast.walk(obj) if isinstance(n, ast.Name)}
+    keep, todo, used = {name}, [defs[name]], set()
+    while todo:
+        names = {n.id for n in ast.walk(todo.pop()) if isinstance(n, ast.Name)}
+        used |= names
+        for dep in names & defs.keys() - keep:
+            keep.add(dep)
+            todo.append(defs[dep])
     constants = [
         n for n in body
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
         and n.targets[0].id in used
     ]  # fmt: skip
-    return [_source(lines, n) for n in constants] + [_source(lines, obj)]
+    helpers = [n for n in body if n.name in keep - {name}] if len(keep) > 1 else []
+    return [_source(lines, n) for n in constants + helpers] + [_source(lines, defs[name])]
 
 
 def model_source(framework: str, model: str) -> str:
