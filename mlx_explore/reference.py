@@ -21,7 +21,12 @@ The conventions followed, as the adapters implement them (``frameworks/<name>/``
   padding split as TensorFlow/XLA split it (``(k - 1) // 2`` before, the rest after; PyTorch's
   ``padding="same"`` is the same split); max pooling is 2x2, stride 2, floors odd sizes, and sends
   the gradient of a window to its first maximum in row-major order, as PyTorch and TensorFlow do.
-  ReLU's derivative at 0 is 0, as in every framework.
+  ReLU's derivative at 0 is 0, as in every framework. ``gru`` = one GRU layer over the ``T``
+  steps from a zero state, gates r, z, n in the "reset after" form, then the logits of the last
+  hidden state; ``transformer`` = dense embedding plus learned positions, pre-norm blocks ``x +
+  MHA(LN(x))``, ``x + FFN(LN(x))`` (no mask, no dropout), a final layer norm, the mean over ``T``,
+  the logits (``models.py``'s docstring defines both). Layer norms use the biased variance and
+  :data:`~mlx_explore.models.LN_EPS` inside the square root, as every framework does.
 * **Loss**: mean over the batch of the softmax cross-entropy of the logits (PyTorch
   ``F.cross_entropy``, Optax ``softmax_cross_entropy_with_integer_labels(...).mean()``, Keras
   ``SparseCategoricalCrossentropy(from_logits=True)``); binary tasks use two logits. No L2 term
@@ -45,6 +50,29 @@ Formulas and their sources:
   Simard, "High Performance Convolutional Neural Networks for Document Processing", 2006): patches
   from ``numpy.lib.stride_tricks.sliding_window_view``; the kernel gradient is ``cols^T dY``, the
   input gradient scatters ``dY K^T`` back onto the padded input (col2im), ``kh * kw`` slice-adds.
+* GRU (Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for Statistical
+  Machine Translation", EMNLP 2014, sec. 2.3, eqs. 5-8, which reset ``h`` before multiplying by
+  ``U_n``), here in the "reset after" form of cuDNN, PyTorch and Keras ``reset_after=True``
+  (https://pytorch.org/docs/stable/generated/torch.nn.GRU.html):
+  ``r = s(x W_r + b_r + h U_r + c_r)``, ``z = s(x W_z + b_z + h U_z + c_z)``, ``n = tanh(x W_n +
+  b_n + r * (h U_n + c_n))``, ``h' = (1 - z) n + z h``. Its gradient is backpropagation through
+  time (Werbos, "Backpropagation Through Time: What It Does and How to Do It", Proc. IEEE 1990;
+  *Deep Learning* sec. 10.2.2): the chain rule through the unrolled steps, last step first, the
+  ``dL/dh`` of a step carried to the one before (``dh_prev = z dh + dG_h U^T``) and the shared
+  weights' gradients summed over the steps.
+* Layer norm (Ba, Kiros & Hinton, "Layer Normalization", 2016, eqs. 3-4, the statistics over the
+  features of each position): ``x^ = (x - mean) / sqrt(var + eps)``, ``y = x^ g + b``; its input
+  gradient ``dx = (dx^ - mean(dx^) - x^ mean(dx^ x^)) / sqrt(var + eps)`` with ``dx^ = dy g`` is
+  the batch-norm derivation of Ioffe & Szegedy (ICML 2015, sec. 3) with the mean over features in
+  place of the batch.
+* Multi-head scaled dot-product attention (Vaswani et al., "Attention Is All You Need", NeurIPS
+  2017, sec. 3.2.1-3.2.2): ``P = softmax(q k^T / sqrt(d_head))`` per head, ``heads = P v``, joined
+  by the output kernel. Softmax's Jacobian ``dP_i/ds_j = P_i ([i = j] - P_j)`` (Bishop 2006,
+  eq. 4.106) gives ``dS = P * (dP - sum_k dP_k P_k)`` row by row; the products are backpropagated
+  as dense layers are. The pre-norm arrangement (LN inside the residual branch, a final LN) is
+  Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020; a residual
+  ``a + f(a)`` passes ``da`` to ``a`` unchanged and adds ``f``'s input gradient. Mean pooling over
+  ``T`` sends ``dL/dpooled / T`` to every step.
 
 Everything here is NumPy and ``mlx_explore``'s own modules; no framework is imported
 (``tests/test_layering.py``).
@@ -57,20 +85,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import ConfigError, RunConfig
+from .config import SEQUENCE_MODELS, ConfigError, RunConfig
 from .metrics import loss_and_accuracy
-from .models import LN_EPS, ModelSpec
+from .models import LN_EPS, TRANSFORMER_HEADS, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bundle import Bundle
 
 #: Optimizers the reference implements (``RunConfig.optimizer``).
 OPTIMIZERS = ("sgd",)
-#: Model kinds and MLP activations it implements (all of ``RunConfig``'s).
-MODELS = ("logreg", "mlp", "cnn")
-#: Models whose forward pass (:func:`forward`, the first-batch logits) the reference computes; the
-#: sequence models have no hand-written backward pass here.
-FORWARD_MODELS = MODELS + ("gru", "transformer")
+#: Model kinds it implements, forward and backward (every ``RunConfig`` model but ``gbdt``, whose
+#: trees are grown from the data rather than trained by SGD), and the MLP activations.
+MODELS = ("logreg", "mlp", "cnn", "gru", "transformer")
+#: Models whose forward pass (:func:`forward`, the first-batch logits) the reference computes: the
+#: same as :data:`MODELS` now that the sequence models have their backward passes too.
+FORWARD_MODELS = MODELS
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 #: Rows per forward pass when the test split is evaluated (bounds the im2col buffers: a 28x28x32
 #: feature map unrolled for a 3x3 kernel is about 1.8 MB a sample in float64).
@@ -123,7 +152,8 @@ def check_config(config: RunConfig) -> None:
 
     Raises:
         ConfigError: ``optimizer`` is not one of :data:`OPTIMIZERS` (field ``optimizer``);
-            ``model`` or ``activation`` unknown to the reference (fields ``model``, ``activation``).
+            ``model`` or ``activation`` unknown to the reference (fields ``model``, ``activation``);
+            a ``transformer`` whose width ``hidden[0]`` is not a multiple of its heads (``hidden``).
     """
     if config.optimizer not in OPTIMIZERS:
         raise ConfigError(
@@ -136,6 +166,10 @@ def check_config(config: RunConfig) -> None:
         raise ConfigError(
             "activation", f"the NumPy reference has no {config.activation!r}; allowed: {', '.join(ACTIVATIONS)}"
         )
+    if config.model == "transformer" and config.hidden[0] % TRANSFORMER_HEADS:
+        raise ConfigError(
+            "hidden", f"the transformer's width {config.hidden[0]} must be a multiple of its {TRANSFORMER_HEADS} heads"
+        )
 
 
 def _check_spec(spec: ModelSpec, allowed: tuple[str, ...] = MODELS) -> None:
@@ -145,6 +179,8 @@ def _check_spec(spec: ModelSpec, allowed: tuple[str, ...] = MODELS) -> None:
         raise ValueError(f"unknown activation {spec.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     if spec.kind == "cnn" and spec.image_shape is None:
         raise ValueError("a cnn spec needs image_shape (H, W, C)")
+    if spec.kind in SEQUENCE_MODELS and spec.seq_shape is None:
+        raise ValueError(f"a {spec.kind} spec needs seq_shape (T, D)")
 
 
 def as_float64(weights: dict[str, np.ndarray]) -> Params:
@@ -298,13 +334,24 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
 
 
-def gru_forward(params: Params, x: np.ndarray) -> np.ndarray:
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` with every axis but the last folded into rows, ``(-1, a.shape[-1])``."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def gru_forward(params: Params, x: np.ndarray, tape: list | None = None) -> np.ndarray:
     """Last hidden state ``(N, H)`` of the canonical GRU on ``x`` ``(N, T, D)`` from ``h = 0``.
 
-    Gates r, z, n in that order along the ``3H`` axis; "reset after" form
-    (https://pytorch.org/docs/stable/generated/torch.nn.GRU.html):
+    Gates r, z, n in that order along the ``3H`` axis; "reset after" form (Cho et al., 2014;
+    https://pytorch.org/docs/stable/generated/torch.nn.GRU.html):
     ``r = s(x W_r + b_r + h U_r + c_r)``, ``z = s(x W_z + b_z + h U_z + c_z)``,
     ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``, ``h' = (1 - z) * n + z * h``.
+
+    Args:
+        params: the canonical ``gru/*`` parameters (float64).
+        x: ``(N, T, D)``.
+        tape: if a list, each step appends ``(h, r, z, n, h U_n + c_n)`` (``h`` the state it
+            started from), in time order, for :func:`gru_backward`.
     """
     w, u, b, c = (params[f"gru/{k}"] for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"))
     hsz = u.shape[0]
@@ -314,22 +361,91 @@ def gru_forward(params: Params, x: np.ndarray) -> np.ndarray:
         r = _sigmoid(gx[:, :hsz] + gh[:, :hsz])
         z = _sigmoid(gx[:, hsz : 2 * hsz] + gh[:, hsz : 2 * hsz])
         n = np.tanh(gx[:, 2 * hsz :] + r * gh[:, 2 * hsz :])
+        if tape is not None:
+            tape.append((h, r, z, n, gh[:, 2 * hsz :]))
         h = (1.0 - z) * n + z * h
     return h
 
 
-def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float = LN_EPS) -> np.ndarray:
+def gru_backward(params: Params, x: np.ndarray, tape: list, dh: np.ndarray) -> Params:
+    """Gradients of the ``gru/*`` parameters given ``dL/dh_T`` ``(N, H)`` of the last state, by
+    backpropagation through time (Werbos, 1990; *Deep Learning* sec. 10.2.2).
+
+    For each step, last first, with ``G_x = x W + b`` and ``G_h = h U + c`` (gates r, z, n):
+    ``dn^ = dh (1 - z) (1 - n^2)`` (``n^`` the pre-activation of ``n``), ``dz^ = dh (h - n) z (1 - z)``,
+    ``dr^ = dn^ (h U_n + c_n) r (1 - r)``; ``dG_x = [dr^, dz^, dn^]``, ``dG_h = [dr^, dz^, r dn^]``;
+    ``dU += h^T dG_h``, ``dc += sum_n dG_h``, and the previous state gets ``dh <- z dh + dG_h U^T``.
+    ``dW = sum_t x_t^T dG_x(t)`` and ``db = sum_{n,t} dG_x`` are taken at the end, over all steps at once.
+
+    Args:
+        params: as :func:`gru_forward` was given.
+        x: ``(N, T, D)``, the input of that forward pass.
+        tape: the list :func:`gru_forward` filled.
+        dh: ``(N, H)``.
+
+    Returns:
+        ``{"gru/kernel", "gru/recurrent_kernel", "gru/bias", "gru/recurrent_bias": float64 array}``.
+    """
+    u = params["gru/recurrent_kernel"]
+    dgx = np.empty((x.shape[0], len(tape), u.shape[1]))
+    du, dc = np.zeros_like(u), np.zeros(u.shape[1])
+    for t in reversed(range(len(tape))):
+        h, r, z, n, ghn = tape[t]
+        dn = dh * (1.0 - z) * (1.0 - n * n)
+        dz = dh * (h - n) * z * (1.0 - z)
+        dr = dn * ghn * r * (1.0 - r)
+        dgx[:, t] = np.concatenate([dr, dz, dn], axis=1)
+        dgh = np.concatenate([dr, dz, r * dn], axis=1)
+        du += h.T @ dgh
+        dc += dgh.sum(axis=0)
+        dh = z * dh + dgh @ u.T
+    dgx = _rows(dgx)
+    return {"gru/kernel": _rows(x).T @ dgx, "gru/recurrent_kernel": du, "gru/bias": dgx.sum(axis=0), "gru/recurrent_bias": dc}
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float = LN_EPS,
+               tape: list | None = None) -> np.ndarray:  # fmt: skip
     """``(x - mean) / sqrt(var + eps) * scale + bias`` over the last axis (biased variance, as every
-    framework computes it; Ba, Kiros & Hinton, 2016)."""
+    framework computes it; Ba, Kiros & Hinton, 2016).
+
+    Args:
+        tape: if a list, ``(x^, sqrt(var + eps))`` is appended for :func:`layer_norm_backward`.
+    """
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * scale + bias
+    sd = np.sqrt(var + eps)
+    xhat = (x - mu) / sd
+    if tape is not None:
+        tape.append((xhat, sd))
+    return xhat * scale + bias
 
 
-def attention(params: Params, prefix: str, x: np.ndarray) -> np.ndarray:
+def layer_norm_backward(dy: np.ndarray, scale: np.ndarray, saved: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`layer_norm` given ``dL/dy``: ``(dx, dscale, dbias)``.
+
+    ``dscale = sum x^ dy``, ``dbias = sum dy`` (over every axis but the last); with ``g = dy * scale``,
+    ``dx = (g - mean(g) - x^ mean(g x^)) / sqrt(var + eps)``, the means over the last axis (module
+    docstring: Ba et al., 2016; Ioffe & Szegedy, 2015, sec. 3).
+
+    Args:
+        saved: the ``(x^, sqrt(var + eps))`` its ``tape`` received.
+    """
+    xhat, sd = saved
+    axes = tuple(range(dy.ndim - 1))
+    g = dy * scale
+    dx = (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / sd
+    return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def attention(params: Params, prefix: str, x: np.ndarray, tape: list | None = None) -> np.ndarray:
     """Multi-head scaled dot-product self-attention of ``x`` ``(N, T, d)`` with the per-head
     canonical kernels (``models.py``): ``softmax(q k^T / sqrt(d_head)) v``, heads joined by the
-    output kernel (Vaswani et al., 2017, sec. 3.2)."""
+    output kernel (Vaswani et al., 2017, sec. 3.2).
+
+    Args:
+        tape: if a list, ``(x, q, k, v, P, heads)`` is appended for :func:`attention_backward`
+            (``P`` ``(N, heads, T, T)`` the softmax weights, ``heads`` ``(N, T, heads, d_head)``).
+    """
     q, k, v = (np.einsum("ntd,dhe->nthe", x, params[f"{prefix}/{p}/kernel"]) + params[f"{prefix}/{p}/bias"]
                for p in ("query", "key", "value"))  # fmt: skip
     scores = np.einsum("nqhe,nkhe->nhqk", q, k) / np.sqrt(q.shape[-1])
@@ -337,31 +453,129 @@ def attention(params: Params, prefix: str, x: np.ndarray) -> np.ndarray:
     weights = np.exp(scores)
     weights /= weights.sum(axis=-1, keepdims=True)
     heads = np.einsum("nhqk,nkhe->nqhe", weights, v)
+    if tape is not None:
+        tape.append((x, q, k, v, weights, heads))
     return np.einsum("nqhe,hed->nqd", heads, params[f"{prefix}/out/kernel"]) + params[f"{prefix}/out/bias"]
 
 
-def transformer_forward(spec: ModelSpec, params: Params, x: np.ndarray) -> np.ndarray:
+def attention_backward(params: Params, prefix: str, dout: np.ndarray, saved: tuple) -> tuple[np.ndarray, Params]:
+    """Gradients of :func:`attention` given ``dL/dout`` ``(N, T, d)``: ``(dx, {name: gradient})``
+    for the ``{prefix}/*`` kernels and biases.
+
+    ``dheads = dout W_o^T`` per head; ``dP = dheads v^T``, ``dv = P^T dheads``; through the softmax
+    ``dS = P * (dP - sum_k dP P)`` (module docstring), scaled by ``1 / sqrt(d_head)``; ``dq = dS k``,
+    ``dk = dS^T q``; the three projections are dense layers of ``x``, whose input gradients add up.
+
+    Args:
+        saved: the tuple its ``tape`` received.
+    """
+    x, q, k, v, p, heads = saved
+    n, t, d = x.shape
+    wo = params[f"{prefix}/out/kernel"]
+    nh, dh = wo.shape[:2]
+    grads = {f"{prefix}/out/kernel": (_rows(heads.reshape(n, t, nh * dh)).T @ _rows(dout)).reshape(wo.shape),
+             f"{prefix}/out/bias": dout.sum(axis=(0, 1))}  # fmt: skip
+    dheads = (dout @ wo.reshape(nh * dh, d).T).reshape(n, t, nh, dh)
+    dp = np.einsum("nqhe,nkhe->nhqk", dheads, v)
+    dv = np.einsum("nhqk,nqhe->nkhe", p, dheads)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / np.sqrt(dh)
+    dq = np.einsum("nhqk,nkhe->nqhe", ds, k)
+    dk = np.einsum("nhqk,nqhe->nkhe", ds, q)
+    dx = np.zeros_like(x)
+    for name, dy in (("query", dq), ("key", dk), ("value", dv)):
+        kernel = params[f"{prefix}/{name}/kernel"].reshape(d, nh * dh)
+        dy = dy.reshape(n, t, nh * dh)
+        grads[f"{prefix}/{name}/kernel"] = (_rows(x).T @ _rows(dy)).reshape(d, nh, dh)
+        grads[f"{prefix}/{name}/bias"] = dy.sum(axis=(0, 1)).reshape(nh, dh)
+        dx += dy @ kernel.T
+    return dx, grads
+
+
+def transformer_forward(spec: ModelSpec, params: Params, x: np.ndarray, tape: dict | None = None) -> np.ndarray:
     """Mean-pooled output ``(N, d)`` of the canonical pre-norm encoder on ``x`` ``(N, T, D)``
-    (``models.py``): embedding + positions, ``spec.layers`` blocks of ``x + MHA(LN(x))`` and
-    ``x + FFN(LN(x))`` (FFN: dense, ReLU, dense), the final layer norm, the mean over ``T``."""
+    (``models.py``; Vaswani et al., 2017; Xiong et al., 2020): embedding + positions, ``spec.layers``
+    blocks of ``x + MHA(LN(x))`` and ``x + FFN(LN(x))`` (FFN: dense, ReLU, dense), the final layer
+    norm, the mean over ``T``.
+
+    Args:
+        tape: if a dict, it receives what :func:`transformer_backward` needs: ``x``, ``blocks`` (per
+            block: its two layer norms', its attention's and its FFN's saved values) and ``ln_f``.
+    """
     a = x @ params["embed/kernel"] + params["embed/bias"] + params["pos/embedding"]
+    blocks = []
     for i in range(spec.layers):
         b = f"block_{i}"
-        a = a + attention(params, f"{b}/attn", layer_norm(a, params[f"{b}/ln_1/scale"], params[f"{b}/ln_1/bias"]))
-        hdn = layer_norm(a, params[f"{b}/ln_2/scale"], params[f"{b}/ln_2/bias"])
-        hdn = np.maximum(hdn @ params[f"{b}/ffn_0/kernel"] + params[f"{b}/ffn_0/bias"], 0.0)
-        a = a + hdn @ params[f"{b}/ffn_1/kernel"] + params[f"{b}/ffn_1/bias"]
-    return layer_norm(a, params["ln_f/scale"], params["ln_f/bias"]).mean(axis=1)
+        saved: list = []  # ln_1, attention, ln_2, then (FFN input, pre-ReLU, post-ReLU)
+        hdn = layer_norm(a, params[f"{b}/ln_1/scale"], params[f"{b}/ln_1/bias"], tape=saved)
+        a = a + attention(params, f"{b}/attn", hdn, saved)
+        hdn = layer_norm(a, params[f"{b}/ln_2/scale"], params[f"{b}/ln_2/bias"], tape=saved)
+        pre = hdn @ params[f"{b}/ffn_0/kernel"] + params[f"{b}/ffn_0/bias"]
+        act = np.maximum(pre, 0.0)
+        saved.append((hdn, pre, act))
+        a = a + act @ params[f"{b}/ffn_1/kernel"] + params[f"{b}/ffn_1/bias"]
+        blocks.append(saved)
+    final: list = []
+    out = layer_norm(a, params["ln_f/scale"], params["ln_f/bias"], tape=final).mean(axis=1)
+    if tape is not None:
+        tape.update(x=x, blocks=blocks, ln_f=final[0])
+    return out
+
+
+def transformer_backward(spec: ModelSpec, params: Params, tape: dict, dpooled: np.ndarray) -> Params:
+    """Gradients of the transformer's parameters (all but ``dense_0``) given ``dL/dpooled`` ``(N, d)``.
+
+    Backwards through :func:`transformer_forward`: the mean over ``T`` gives every step
+    ``dpooled / T``; the final layer norm; each block, last first, ``a2 = a1 + FFN(LN_2(a1))`` then
+    ``a1 = a + MHA(LN_1(a))``, the residual passing ``da`` straight through and the branch's input
+    gradient added to it (:func:`layer_norm_backward`, :func:`attention_backward`, dense and ReLU as
+    in the module docstring); then the embedding ``x W_e + b_e + P``: ``dW_e = x^T da``,
+    ``db_e = sum_{n,t} da``, ``dP = sum_n da``.
+
+    Args:
+        tape: the dict :func:`transformer_forward` filled.
+        dpooled: ``(N, d)``.
+    """
+    x = tape["x"]
+    t = x.shape[1]
+    grads: Params = {}
+    do = np.broadcast_to(dpooled[:, None, :] / t, (dpooled.shape[0], t, dpooled.shape[1]))
+    da, grads["ln_f/scale"], grads["ln_f/bias"] = layer_norm_backward(do, params["ln_f/scale"], tape["ln_f"])
+    for i in reversed(range(spec.layers)):
+        b = f"block_{i}"
+        ln_1, att, ln_2, (hdn, pre, act) = tape["blocks"][i]
+        grads[f"{b}/ffn_1/kernel"] = _rows(act).T @ _rows(da)
+        grads[f"{b}/ffn_1/bias"] = da.sum(axis=(0, 1))
+        dpre = (da @ params[f"{b}/ffn_1/kernel"].T) * (pre > 0)
+        grads[f"{b}/ffn_0/kernel"] = _rows(hdn).T @ _rows(dpre)
+        grads[f"{b}/ffn_0/bias"] = dpre.sum(axis=(0, 1))
+        dx, grads[f"{b}/ln_2/scale"], grads[f"{b}/ln_2/bias"] = layer_norm_backward(
+            dpre @ params[f"{b}/ffn_0/kernel"].T, params[f"{b}/ln_2/scale"], ln_2)
+        da = da + dx
+        du, g = attention_backward(params, f"{b}/attn", da, att)
+        grads |= g
+        dx, grads[f"{b}/ln_1/scale"], grads[f"{b}/ln_1/bias"] = layer_norm_backward(du, params[f"{b}/ln_1/scale"], ln_1)
+        da = da + dx
+    grads["embed/kernel"] = _rows(x).T @ _rows(da)
+    grads["embed/bias"] = da.sum(axis=(0, 1))
+    grads["pos/embedding"] = da.sum(axis=0)
+    return grads
 
 
 def _forward(spec: ModelSpec, params: Params, x: np.ndarray) -> tuple[np.ndarray, list]:
     """Logits and the tape of what the backward pass needs, layer by layer."""
     tape: list = []
-    if spec.kind in ("gru", "transformer"):  # forward only (first-batch logits); no tape
-        pooled = gru_forward(params, x) if spec.kind == "gru" else transformer_forward(spec, params, x)
-        return pooled @ params["dense_0/kernel"] + params["dense_0/bias"], tape
     a = x
-    if spec.kind == "cnn":
+    if spec.kind == "gru":
+        steps: list = []
+        a = gru_forward(params, x, steps)
+        tape.append(("gru", x, steps))
+        layers = [("dense_0", None)]
+    elif spec.kind == "transformer":
+        saved: dict = {}
+        a = transformer_forward(spec, params, x, saved)
+        tape.append(("transformer", saved))
+        layers = [("dense_0", None)]
+    elif spec.kind == "cnn":
         for name in ("conv_0", "conv_1"):
             z, cols = conv2d(a, params[f"{name}/kernel"], params[f"{name}/bias"])
             r = np.maximum(z, 0.0)
@@ -409,14 +623,16 @@ def loss_and_grads(spec: ModelSpec, params: dict[str, np.ndarray], x: np.ndarray
     Args:
         spec: the model.
         params: canonical ``{name: array}`` (computed in float64).
-        x: ``(N, F)`` features, or NHWC images for the CNN.
+        x: ``(N, F)`` features, or NHWC images for the CNN, or ``(N, T, D)`` sequences for ``gru``
+            and ``transformer`` (``(N, F)`` is reshaped to ``spec``'s image or sequence shape).
         y: ``(N,)`` integer class indices in ``[0, n_classes)``.
 
     Returns:
         ``(loss, grads)``: ``loss`` [nats], a Python float; ``grads`` ``{name: float64 array}`` with
         each parameter's name and shape, in :meth:`ModelSpec.shapes` order. Formulas in the module
         docstring (softmax-cross-entropy gradient ``(softmax - onehot) / N``, dense and im2col
-        convolution backward, max-pool routing to the first maximum).
+        convolution backward, max-pool routing to the first maximum, the GRU through time
+        (:func:`gru_backward`), the transformer (:func:`transformer_backward`)).
 
     Raises:
         ValueError: as :func:`forward`; ``x`` and ``y`` differ in length.
@@ -447,6 +663,10 @@ def loss_and_grads(spec: ModelSpec, params: dict[str, np.ndarray], x: np.ndarray
             d = d @ p[f"{name}/kernel"].T
         elif kind == "flatten":
             d = d.reshape(entry[1])
+        elif kind == "gru":
+            grads |= gru_backward(p, entry[1], entry[2], d)
+        elif kind == "transformer":
+            grads |= transformer_backward(spec, p, entry[1], d)
         else:  # conv - relu - maxpool
             _, name, x_shape, cols, z, idx = entry
             d = maxpool2_backward(d, idx, z.shape) * (z > 0)

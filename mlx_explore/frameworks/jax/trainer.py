@@ -2,7 +2,11 @@
 ``frameworks/contract.py``).
 
 Loading: canonical names map to Linen's (``dense_0`` -> ``Dense_0``, ``conv_0`` -> ``Conv_0``); the
-layouts are identical, nothing is transposed.
+layouts are identical, nothing is transposed. The sequence models name their layers as the canonical
+names (``block_0/attn/query``; the positions are the parameter ``pos_embedding``), with Flax's own
+attention layouts. The GRU cell has one dense layer per gate and side (``ir``, ``iz``, ``in``,
+``hr``, ``hz``, ``hn``, as ``nn.GRUCell``): the canonical ``(D, 3H)`` kernel and ``3H`` biases are
+split into the gates r, z, n along their last axis, and joined back by ``Trainer.weights``.
 
 Optimizers (Optax, https://optax.readthedocs.io/): ``sgd`` = ``optax.sgd(lr)``; ``momentum`` =
 ``optax.sgd(lr, momentum=m)``, i.e. ``v = g + m v; p -= lr v`` (same as PyTorch); ``adam`` =
@@ -10,7 +14,10 @@ Optimizers (Optax, https://optax.readthedocs.io/): ``sgd`` = ``optax.sgd(lr)``; 
 
 Compile mode: ``compiled`` is one ``jax.jit`` of the whole step (params and optimizer state
 donated); ``eager`` runs the same function op by op. The training arrays live on the device; each
-step gathers its batch there from the index array.
+step gathers its batch there from the index array. A loop is one primitive, ``lax.scan``, compiled
+whole even in eager mode, and the GRU's (``nn.RNN``) is compiled anew at every call, forward and
+backward: Flax lifts the cell into a new function each time, so JAX's cache never hits. An eager GRU
+step is mostly XLA compile time.
 
 Precision: ``fp32`` sets ``jax_default_matmul_precision="highest"`` (no TF32 / bf16 passes on
 GPUs and TPUs); ``bf16`` computes in bfloat16 with float32 parameters (Flax ``dtype``), the loss in
@@ -30,8 +37,9 @@ import numpy as np
 import optax
 
 from ..common import batched
+from ...models import FFN_MULT, LN_EPS
 from ..contract import DEVICE_KINDS, DeviceUnavailable
-from .models import CNN, MLP
+from .models import CNN, GRU, MLP, Transformer
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
@@ -76,6 +84,10 @@ def build_model(spec, config):
     dtype = jnp.bfloat16 if config.precision == "bf16" else None
     if spec.kind == "cnn":
         return CNN(spec.n_classes, spec.channels, spec.kernel_size, spec.dense, dtype=dtype)
+    if spec.kind == "gru":
+        return GRU(spec.d_model, spec.n_classes, dtype=dtype)
+    if spec.kind == "transformer":
+        return Transformer(spec.d_model, spec.n_classes, spec.heads, spec.layers, FFN_MULT, LN_EPS, dtype=dtype)
     return MLP(spec.hidden, spec.n_classes, spec.activation, dtype=dtype)
 
 
@@ -85,14 +97,56 @@ def _linen_name(canonical: str) -> str:
     return f"{kind.capitalize()}_{i}"
 
 
+#: The canonical GRU parameters -> (side of the cell's dense layers, their leaf); gates r, z, n.
+_GRU_PARAMS = {
+    "kernel": ("i", "kernel"), "recurrent_kernel": ("h", "kernel"), "bias": ("i", "bias"), "recurrent_bias": ("h", "bias"),
+}  # fmt: skip
+_GATES = ("r", "z", "n")
+
+
+def _linen_paths(spec, key: str) -> list[tuple[str, ...]]:
+    """Paths in the Linen params of the leaves holding the canonical parameter ``key``: one, or the
+    cell's three gates r, z, n for a GRU kernel or bias (its last axis split in three)."""
+    if spec.kind == "gru" and key.startswith("gru/"):
+        side, leaf = _GRU_PARAMS[key.split("/")[1]]
+        return [("gru", side + gate, leaf) for gate in _GATES]
+    if spec.kind == "transformer" and key == "pos/embedding":
+        return [("pos_embedding",)]
+    if spec.kind in ("gru", "transformer"):  # their layers are named after the canonical ones
+        return [tuple(key.split("/"))]
+    layer, leaf = key.split("/")
+    return [(_linen_name(layer), leaf)]
+
+
 def load_weights(model, spec, weights: dict[str, np.ndarray]) -> dict:
-    """Canonical weights -> Linen params ``{"Dense_0": {"kernel", "bias"}, ...}`` (same layouts; a
-    Linen module holds no parameters, so ``model`` is not changed)."""
+    """Canonical weights -> Linen params ``{"Dense_0": {"kernel", "bias"}, ...}`` (same layouts, the
+    GRU's split per gate; a Linen module holds no parameters, so ``model`` is not changed)."""
     params: dict = {}
     for key in spec.shapes():
-        layer, leaf = key.split("/")
-        params.setdefault(_linen_name(layer), {})[leaf] = jnp.asarray(weights[key])
+        paths = _linen_paths(spec, key)
+        for path, value in zip(paths, np.split(weights[key], len(paths), axis=-1)):
+            node = params
+            for name in path[:-1]:
+                node = node.setdefault(name, {})
+            node[path[-1]] = jnp.asarray(value)
     return params
+
+
+def canonical_weights(spec, params) -> dict[str, np.ndarray]:
+    """Linen params -> canonical weights (names, order, layouts): the inverse of :func:`load_weights`,
+    exact. In canonical order: ``jit`` returns the params with their dict keys sorted."""
+
+    def leaf(path):
+        node = params
+        for name in path:
+            node = node[name]
+        return np.asarray(node)
+
+    out = {}
+    for key in spec.shapes():
+        leaves = [leaf(path) for path in _linen_paths(spec, key)]
+        out[key] = leaves[0] if len(leaves) == 1 else np.concatenate(leaves, axis=-1)
+    return out
 
 
 def make_optimizer(config, model) -> optax.GradientTransformation:
@@ -188,8 +242,7 @@ class Trainer:
         return batched(lambda xb: np.asarray(self._apply(self.params, xb)), x)
 
     def weights(self):
-        # In canonical order: jit returns the params pytree with its dict keys sorted ("bias" first).
-        return {key: np.asarray(self.params[_linen_name(key.split("/")[0])][key.split("/")[1]]) for key in self.spec.shapes()}
+        return canonical_weights(self.spec, self.params)
 
     def peak_device_mb(self):
         stats = self.dev.memory_stats() if self.device_kind != "cpu" else None

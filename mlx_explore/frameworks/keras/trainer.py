@@ -42,7 +42,7 @@ import numpy as np
 from ... import bench
 from ..common import batched
 from ..contract import DEVICE_KINDS, DeviceUnavailable
-from .common import build_model, load_weights, make_optimizer  # noqa: F401 - part of the adapter
+from .common import build_model, canonical_weights, load_weights, make_optimizer  # noqa: F401 - part of the adapter
 
 BACKEND = keras.backend.backend()
 
@@ -255,5 +255,4 @@ class Trainer:
             return batched(lambda xb: keras.ops.convert_to_numpy(self.model.predict_on_batch(xb)).astype(np.float32), x)
 
     def weights(self):
-        names = list(self.spec.shapes())
-        return dict(zip(names, (np.asarray(w, dtype=np.float32) for w in self.model.get_weights()), strict=True))
+        return canonical_weights(self.model, self.spec)

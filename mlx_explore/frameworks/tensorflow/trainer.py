@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from ..common import batched  # noqa: E402
 from ..contract import DEVICE_KINDS, DeviceUnavailable  # noqa: E402
-from ..keras.common import build_model, load_weights, make_optimizer  # noqa: E402,F401 - part of the adapter
+from ..keras.common import build_model, canonical_weights, load_weights, make_optimizer  # noqa: E402,F401 - part of the adapter
 
 
 def select_device(kind: str) -> str:
@@ -177,8 +177,7 @@ class Trainer:
             return batched(lambda xb: self._apply(tf.constant(xb)).numpy(), x)
 
     def weights(self):
-        names = list(self.spec.shapes())
-        return dict(zip(names, (np.asarray(w) for w in self.model.get_weights()), strict=True))
+        return canonical_weights(self.model, self.spec)
 
     def peak_device_mb(self):
         if self.device_kind == "cpu":

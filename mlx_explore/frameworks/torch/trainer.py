@@ -3,6 +3,13 @@
 Loading (``docs/architecture.md``, "Same start"): ``Linear.weight = kernel.T``;
 ``Conv2d.weight = kernel.transpose(3, 2, 0, 1)`` (HWIO -> OIHW); the first dense layer after the
 convolutions also has its input rows reordered from (H, W, C) to PyTorch's (C, H, W) flatten order.
+The sequence models load through ``load_state_dict`` (:func:`state_dict`): ``nn.GRU``'s
+``weight_ih_l0 (3H, D) = kernel.T`` and ``weight_hh_l0 = recurrent_kernel.T`` (PyTorch's gate order
+r, z, n is the canonical one), ``bias_ih_l0 = bias``, ``bias_hh_l0 = recurrent_bias``; attention's
+``in_proj_weight (3d, d)`` stacks the query, key and value kernels, each ``(d, heads, d_head)``
+reshaped to ``(d, d)`` (head-major columns, as PyTorch splits its heads) and transposed,
+``in_proj_bias`` their flattened biases, ``out_proj.weight = out_kernel.reshape(d, d).T``; layer
+norms ``weight = scale``.
 
 Optimizers (``torch.optim``, https://pytorch.org/docs/stable/optim.html):
 ``sgd`` = ``SGD(lr)``; ``momentum`` = ``SGD(lr, momentum=m)``, i.e. ``v = m v + g; p -= lr v``;
@@ -10,6 +17,8 @@ Optimizers (``torch.optim``, https://pytorch.org/docs/stable/optim.html):
 
 Compile mode: ``eager`` runs the module as is; ``compiled`` wraps the whole training step
 (forward, backward, optimizer) in ``torch.compile``, and inference in ``torch.compile(model)``.
+Dynamo does not trace ``nn.GRU`` (``torch._dynamo.config.allow_rnn`` is off by default, and
+experimental): the GRU layer runs as its eager ATen / cuDNN kernel between compiled graphs.
 
 Precision and TF32: ``configure`` turns TF32 off in both precisions
 (``torch.set_float32_matmul_precision("highest")``, ``torch.backends.cuda.matmul.allow_tf32 =
@@ -36,7 +45,8 @@ import torch.nn.functional as F
 
 from ..common import batched
 from ..contract import DEVICE_KINDS, DeviceUnavailable
-from .models import CNN, MLP
+from ...models import FFN_MULT, LN_EPS
+from .models import CNN, GRU, MLP, Transformer
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
@@ -97,6 +107,11 @@ def build_model(spec, config) -> torch.nn.Module:
     if spec.kind == "cnn":
         h, w, c = spec.image_shape
         return CNN(c, h, w, spec.n_classes, spec.channels, spec.kernel_size, spec.dense)
+    if spec.kind == "gru":
+        return GRU(spec.seq_shape[1], spec.d_model, spec.n_classes)
+    if spec.kind == "transformer":
+        t, d_in = spec.seq_shape
+        return Transformer(t, d_in, spec.d_model, spec.n_classes, spec.heads, spec.layers, FFN_MULT, LN_EPS)
     return MLP(spec.n_features, spec.hidden, spec.n_classes, spec.activation)
 
 
@@ -109,9 +124,75 @@ def _flat_rows(spec) -> tuple[int, int, int]:
     return spec.image_shape[0] // 4, spec.image_shape[1] // 4, spec.channels[1]
 
 
+_QKV = ("query", "key", "value")
+
+
+def state_dict(spec, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``state_dict`` (names and layouts) of the ``gru`` or ``transformer`` module holding the
+    canonical ``weights`` (conversion in the module docstring; :func:`canonical_weights` inverts it)."""
+    w = weights
+    if spec.kind == "gru":
+        out = {
+            "gru.weight_ih_l0": w["gru/kernel"].T, "gru.weight_hh_l0": w["gru/recurrent_kernel"].T,
+            "gru.bias_ih_l0": w["gru/bias"], "gru.bias_hh_l0": w["gru/recurrent_bias"],
+        }  # fmt: skip
+    else:
+        d = spec.d_model
+        out = {"embed.weight": w["embed/kernel"].T, "embed.bias": w["embed/bias"], "pos_embedding": w["pos/embedding"]}
+        for i in range(spec.layers):
+            b, p = f"block_{i}", f"encoder.layers.{i}"
+            out |= {
+                f"{p}.self_attn.in_proj_weight": np.concatenate([w[f"{b}/attn/{q}/kernel"].reshape(d, d).T for q in _QKV]),
+                f"{p}.self_attn.in_proj_bias": np.concatenate([w[f"{b}/attn/{q}/bias"].reshape(d) for q in _QKV]),
+                f"{p}.self_attn.out_proj.weight": w[f"{b}/attn/out/kernel"].reshape(d, d).T,
+                f"{p}.self_attn.out_proj.bias": w[f"{b}/attn/out/bias"],
+                f"{p}.linear1.weight": w[f"{b}/ffn_0/kernel"].T, f"{p}.linear1.bias": w[f"{b}/ffn_0/bias"],
+                f"{p}.linear2.weight": w[f"{b}/ffn_1/kernel"].T, f"{p}.linear2.bias": w[f"{b}/ffn_1/bias"],
+                f"{p}.norm1.weight": w[f"{b}/ln_1/scale"], f"{p}.norm1.bias": w[f"{b}/ln_1/bias"],
+                f"{p}.norm2.weight": w[f"{b}/ln_2/scale"], f"{p}.norm2.bias": w[f"{b}/ln_2/bias"],
+            }  # fmt: skip
+        out |= {"encoder.norm.weight": w["ln_f/scale"], "encoder.norm.bias": w["ln_f/bias"]}
+    out |= {"classifier.weight": w["dense_0/kernel"].T, "classifier.bias": w["dense_0/bias"]}
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def canonical_weights(spec, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The canonical weights (names, order, layouts) of a ``gru`` or ``transformer`` module's
+    ``state``, its ``state_dict`` as NumPy arrays: the inverse of :func:`state_dict`, exact."""
+    s = state
+    if spec.kind == "gru":
+        out = {
+            "gru/kernel": s["gru.weight_ih_l0"].T, "gru/recurrent_kernel": s["gru.weight_hh_l0"].T,
+            "gru/bias": s["gru.bias_ih_l0"], "gru/recurrent_bias": s["gru.bias_hh_l0"],
+        }  # fmt: skip
+    else:
+        d, nh, dh = spec.d_model, spec.heads, spec.d_head
+        out = {"embed/kernel": s["embed.weight"].T, "embed/bias": s["embed.bias"], "pos/embedding": s["pos_embedding"]}
+        for i in range(spec.layers):
+            b, p = f"block_{i}", f"encoder.layers.{i}"
+            kernels = np.split(s[f"{p}.self_attn.in_proj_weight"], 3)
+            biases = np.split(s[f"{p}.self_attn.in_proj_bias"], 3)
+            out |= {f"{b}/ln_1/scale": s[f"{p}.norm1.weight"], f"{b}/ln_1/bias": s[f"{p}.norm1.bias"]}
+            for q, k, bias in zip(_QKV, kernels, biases):
+                out |= {f"{b}/attn/{q}/kernel": k.T.reshape(d, nh, dh), f"{b}/attn/{q}/bias": bias.reshape(nh, dh)}
+            out |= {
+                f"{b}/attn/out/kernel": s[f"{p}.self_attn.out_proj.weight"].T.reshape(nh, dh, d),
+                f"{b}/attn/out/bias": s[f"{p}.self_attn.out_proj.bias"],
+                f"{b}/ln_2/scale": s[f"{p}.norm2.weight"], f"{b}/ln_2/bias": s[f"{p}.norm2.bias"],
+                f"{b}/ffn_0/kernel": s[f"{p}.linear1.weight"].T, f"{b}/ffn_0/bias": s[f"{p}.linear1.bias"],
+                f"{b}/ffn_1/kernel": s[f"{p}.linear2.weight"].T, f"{b}/ffn_1/bias": s[f"{p}.linear2.bias"],
+            }  # fmt: skip
+        out |= {"ln_f/scale": s["encoder.norm.weight"], "ln_f/bias": s["encoder.norm.bias"]}
+    out |= {"dense_0/kernel": s["classifier.weight"].T, "dense_0/bias": s["classifier.bias"]}
+    return {k: np.ascontiguousarray(out[k]) for k in spec.shapes()}
+
+
 def load_weights(model: torch.nn.Module, spec, weights: dict[str, np.ndarray]) -> torch.nn.Module:
     """Copy canonical ``weights`` into ``model`` in place (layout conversion in the module
     docstring); returns ``model``."""
+    if spec.kind in ("gru", "transformer"):  # every parameter named once: load_state_dict checks them all
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(spec, weights).items()})
+        return model
     with torch.no_grad():
         for layer, name in zip(_layers(model), spec.layer_names(), strict=True):
             kernel = weights[f"{name}/kernel"]
@@ -248,6 +329,8 @@ class Trainer:
         return (lambda: a @ a), (lambda r: torch.cuda.synchronize(self.dev)), 4096, "torch float32"
 
     def weights(self):
+        if self.spec.kind in ("gru", "transformer"):
+            return canonical_weights(self.spec, {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()})
         out = {}
         for layer, name in zip(_layers(self.model), self.spec.layer_names(), strict=True):
             k = layer.weight.detach().cpu().numpy()
