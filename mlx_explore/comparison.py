@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import DEEP_FRAMEWORKS, RunConfig
 from .events import Epoch, Event, Failed, Finished, Skipped, Started, Step
 from .jsonable import jsonable
 from .metric_docs import METRIC_DOCS
@@ -24,12 +24,12 @@ def plan(config: RunConfig) -> list[tuple[str, str, int]]:
 
     Returns:
         ``[(framework, mode, repeat)]``: for every framework of ``config.frameworks``, every mode of
-        ``config.modes`` (scikit-learn: once, as ``eager``) and repeats ``1..config.repeat``
+        ``config.modes`` (scikit-learn, XGBoost and LightGBM, which compile nothing: once, as ``eager``) and repeats ``1..config.repeat``
         (1-based). Never raises (``config`` is already validated).
     """
     out = []
     for name in config.frameworks:
-        modes = ("eager",) if name == "sklearn" else config.modes
+        modes = config.modes if name in DEEP_FRAMEWORKS else ("eager",)
         out += [(name, mode, r) for mode in modes for r in range(1, config.repeat + 1)]
     return out
 
@@ -125,7 +125,7 @@ def run_label(config: RunConfig, framework: str, mode: str, repeat: int) -> str:
     """A run's short unique name in a comparison: ``torch``, ``torch/eager`` (``--mode both``),
     ``torch#2`` (``--repeat``), ``torch/eager#2``. Never raises."""
     label = framework
-    if len(config.modes) > 1 and framework != "sklearn":
+    if len(config.modes) > 1 and framework in DEEP_FRAMEWORKS:
         label += f"/{mode}"
     if config.repeat > 1:
         label += f"#{repeat}"

@@ -16,13 +16,15 @@ METRIC_DOCS = {
     "test_loss": "mean cross-entropy on the test split [nats]",
     "val_accuracy": "validation accuracy after the last epoch [0-1]",
     "val_loss": "validation cross-entropy after the last epoch [nats]",
-    "train_loss": "mean training loss of the last epoch [nats]",
+    "train_loss": "mean training loss of the last epoch (gbdt: training log-loss after the last round, on at most "
+                  "10,000 training rows) [nats]",
     "import_s": "importing the framework in the child process [s]",
-    "first_step_s": "first training step, including tracing and compilation, synced [s]",
+    "first_step_s": "first training step, including tracing and compilation, synced (gbdt: the first boosting round) [s]",
     "compile_s": "first step minus a steady step: trace + compile time [s]",
-    "samples_per_s": "steady training throughput, median over timed windows (sync at each window's end) [samples/s]",
+    "samples_per_s": "steady training throughput, median over timed windows (sync at each window's end; gbdt: training "
+                     "rows / round_ms, as every round reads the whole training split) [samples/s]",
     "step_ms": "steady time per training step, median over windows [ms]",
-    "windows": "timed steady windows behind samples_per_s",
+    "windows": "timed steady windows behind samples_per_s (gbdt: the rounds after the first)",
     "step_ms_p50": "training-step latency with a sync after every step, median [ms]",
     "step_ms_p95": "training-step latency with a sync after every step, 95th percentile [ms]",
     "step_ms_p99": "training-step latency with a sync after every step, 99th percentile [ms]",
@@ -38,7 +40,8 @@ METRIC_DOCS = {
     "onnx_model_bytes": "size of the exported model.onnx [bytes]",
     "onnx_max_abs_diff": "largest |ONNX Runtime logit - framework logit| on the test split",
     "onnx_logits_match": "1 when ONNX Runtime's logits equal the framework's within 1e-4 (+1e-4 relative), else 0",
-    "train_s": "all training epochs including per-epoch validation [s]",
+    "train_s": "all training epochs including per-epoch validation (gbdt: the library's whole training call, set-up, "
+               "rounds and per-round evaluation) [s]",
     "eval_s": "test-split evaluation [s]",
     "wall_s": "child process start to finish, as the user waits for it [s]",
     "cpu_parallelism": "process CPU time / wall time in the steady windows: cores kept busy [cores]",
@@ -48,6 +51,15 @@ METRIC_DOCS = {
     "gflops_per_s": "achieved training FLOP rate: FLOPs per step x steady steps/s [GFLOP/s]",
     "peak_gflops_per_s": "float32 matmul peak measured on the same device in the same process [GFLOP/s]",
     "mfu": "model FLOPs utilization: gflops_per_s / peak_gflops_per_s [0-1]",
-    "steps": "training steps taken",
+    "steps": "training steps taken (gbdt: boosting rounds grown)",
+    "round_ms": "gbdt: steady time per boosting round (its trees and the library's evaluation of the training and "
+                "validation log-loss), median over the rounds after the first [ms]",
+    "setup_s": "gbdt: the library's set-up before its first round: input checks, binning the features into "
+               "histograms, building the booster [s]",
+    "trees": "gbdt: trees grown (one per round on a binary task, one per class and round otherwise)",
+    "leaves": "gbdt: leaves of all trees together",
+    "model_bytes": "the trained model's size: gbdt, serialized in its library's format (XGBoost save_raw UBJSON, "
+                   "LightGBM model_to_string, scikit-learn pickle); a network, its parameters in float32 (4 bytes "
+                   "each) [bytes]",
     "n_params": "trainable parameters",
 }

@@ -28,7 +28,7 @@ import pandas as pd
 from . import frameworks as registry
 from .child import probe as probe_framework
 from .comparison import Comparison
-from .config import DEFAULT_FRAMEWORKS
+from .config import DEEP_FRAMEWORKS, DEFAULT_FRAMEWORKS
 from .metric_docs import METRIC_DOCS
 from .parity import RTOL, RTOL_SKLEARN, default_reference, relative_differences
 
@@ -90,13 +90,32 @@ ONNX_COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("onnx_infer_ms_p50", "ONNX RT p50", "ms", "{:.3f}", "lower"),
     Column("onnx_infer_samples_per_s", "ONNX RT infer", "samples/s", "{:,.0f}", "higher"),
 )}  # fmt: skip
-#: Every column a results table may have: :data:`HEADLINE` and :data:`ONNX_COLUMNS`.
-CATALOGUE: dict[str, Column] = {**HEADLINE, **ONNX_COLUMNS}
+#: The columns of a ``gbdt`` comparison (:func:`headline`): boosting has no training step, compile
+#: time or MFU; it has rounds, a set-up (binning) and a model size. The figures the issue on tabular
+#: data asks for: ROC-AUC, accuracy, macro-F1, training time, time per round, batch-1 latency and
+#: batch-1024 throughput, peak RSS and model size.
+GBDT_COLUMNS: dict[str, Column] = {c.key: c for c in (
+    Column("test_accuracy", "test acc", "", "{:.4f}", "higher"),
+    Column("test_roc_auc", "ROC-AUC", "", "{:.4f}", "higher"),
+    Column("test_f1_macro", "macro-F1", "", "{:.4f}", "higher"),
+    Column("train_s", "train", "s", "{:.2f}", "lower"),
+    Column("round_ms", "round", "ms", "{:.2f}", "lower"),
+    Column("setup_s", "set-up", "s", "{:.3f}", "lower"),
+    Column("infer_ms_p50", "infer p50", "ms", "{:.3f}", "lower"),
+    Column("infer_samples_per_s", "infer b1024", "samples/s", "{:,.0f}", "higher"),
+    Column("peak_rss_mb", "RSS", "MiB", "{:,.0f}", "lower"),
+    Column("model_bytes", "model", "bytes", "{:,.0f}", "lower"),
+    Column("wall_s", "wall", "s", "{:.1f}", "lower"),
+)}  # fmt: skip
+#: Every column a results table may have: :data:`HEADLINE`, :data:`ONNX_COLUMNS` and :data:`GBDT_COLUMNS`.
+CATALOGUE: dict[str, Column] = {**GBDT_COLUMNS, **HEADLINE, **ONNX_COLUMNS}
 
 
 def headline(config=None) -> dict[str, Column]:
     """The columns of a comparison's table: :data:`HEADLINE`, with :data:`ONNX_COLUMNS` after
-    ``infer_ms_p50`` when ``config.export == "onnx"``."""
+    ``infer_ms_p50`` when ``config.export == "onnx"``; :data:`GBDT_COLUMNS` for ``model="gbdt"``."""
+    if getattr(config, "model", None) == "gbdt":
+        return dict(GBDT_COLUMNS)
     if getattr(config, "export", "none") != "onnx":
         return dict(HEADLINE)
     out: dict[str, Column] = {}
@@ -236,7 +255,7 @@ def _ok_figures(result: Comparison) -> pd.DataFrame:
     if summary.empty:
         return summary
     both = result.config.mode == "both"
-    labels = [f"{fw}/{mode}" if both and fw != "sklearn" else fw for fw, mode in summary.index]
+    labels = [f"{fw}/{mode}" if both and fw in DEEP_FRAMEWORKS else fw for fw, mode in summary.index]
     return summary.set_index(pd.Index(labels, name="run"))
 
 
@@ -405,7 +424,7 @@ def sweep_findings(table: pd.DataFrame) -> list[str]:
     t = table.dropna(subset=["samples_per_s"])
     if t.empty:
         return []
-    t = t.assign(run=[f"{fw}/{mode}" if fw != "sklearn" else fw for fw, mode in zip(t["framework"], t["mode"])])
+    t = t.assign(run=[f"{fw}/{mode}" if fw in DEEP_FRAMEWORKS else fw for fw, mode in zip(t["framework"], t["mode"])])
     sizes = sorted(t["batch_size"].unique())
     out = []
     orders = {}

@@ -151,7 +151,17 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         t = time.perf_counter()
         try:
             module = trainer_module(framework)
-        except ImportError as exc:
+        except (ImportError, OSError) as exc:
+            if framework in TREES_ONLY:
+                # Installed (the runner found it) but it cannot load here: a broken install, or a
+                # shared library it needs is missing (LightGBM's libgomp: an OSError). Not a failure
+                # of the run: the column cannot run on this machine, and the install hint says how.
+                emit(Skipped(framework, status="skipped", reason=f"{fw_registry.get(framework).title} cannot be imported "
+                                                                 f"here ({type(exc).__name__}: {exc}); "
+                                                                 f"{TREES_ONLY[framework]}"[:500]))  # fmt: skip
+                return 0
+            if isinstance(exc, OSError):
+                raise
             backend = fw_registry.get(framework).keras_backend if framework in fw_registry.REGISTRY else None
             if backend is None or framework == "tensorflow":
                 raise
@@ -164,12 +174,19 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
         flags = {"cpu_affinity": cores, **module.configure(config, threads), **_process_flags()}
         x_train = bundle.inputs(bundle.data.x_train)
         trainer = module.Trainer(bundle.spec, bundle.weights, config, x_train, bundle.data.y_train)
+        # Boosting (gbdt): a round is a step and an epoch (frameworks.common.train_boosting).
+        boosting = "boosting" in trainer.capabilities
+        total, epochs = (config.rounds, config.rounds) if boosting else (bundle.total_steps, bundle.order.epochs)
         emit(Started(framework, device=trainer.device, device_name=trainer.device_name, device_kind=trainer.device_kind,
                      versions=module.versions(), flags=flags, import_s=import_s,
-                     total_steps=bundle.total_steps, epochs=bundle.order.epochs, pid=os.getpid(), time_s=_clock()))  # fmt: skip
+                     total_steps=total, epochs=epochs, pid=os.getpid(), time_s=_clock()))  # fmt: skip
         settle()
         metrics, notes = fit(trainer, bundle, emit, _clock, flush)
-        metrics.update(import_s=import_s, n_params=bundle.spec.n_params())
+        metrics.update(import_s=import_s, n_params=None if boosting else bundle.spec.n_params())
+        if not boosting:  # a network's size: its float32 parameters (a boosting library measures its own)
+            metrics["model_bytes"] = 4 * bundle.spec.n_params()
+        if boosting:
+            notes["n_params"] = "trees have no fixed parameter count: see trees, leaves and model_bytes"
         if config.export == "onnx":
             export_phase(framework, trainer, bundle, threads, metrics, notes)
         else:
@@ -191,6 +208,13 @@ def run(framework: str, bundle_path: str, mode: str | None = None) -> int:
                     error_tail=tail(traceback.format_exc()), time_s=_clock()))  # fmt: skip
         return 1
 
+
+#: The frameworks that train gradient-boosted trees only, and what installs them (``pyproject.toml``'s
+#: ``gbdt`` extra). One that is installed but cannot be imported in the child is ``skipped`` with this.
+TREES_ONLY = {
+    "xgboost": "pip install 'mlx-explore[gbdt]' (xgboost-cpu)",
+    "lightgbm": "pip install 'mlx-explore[gbdt]' (lightgbm; on Linux it needs the OpenMP runtime libgomp1)",
+}
 
 #: The folder a profiled run writes its traces to (set by the runner, ``child.run_child``).
 TRACE_DIR_VAR = "MLX_EXPLORE_TRACE_DIR"
@@ -231,6 +255,9 @@ def profile_phase(framework: str, trainer, bundle, notes: dict) -> dict | None:
     ``notes["profile"]`` says why and every measured figure of the run stands."""
     steps = bundle.config.profile_steps
     if not steps:
+        return None
+    if "boosting" in trainer.capabilities:
+        notes["profile"] = "not profiled: gradient-boosted trees have no training step to profile"
         return None
     out_dir = os.environ.get(TRACE_DIR_VAR)
     if not out_dir:

@@ -136,13 +136,14 @@ def test_an_adapter_with_other_parameters_or_undeclared_capabilities_fails():
     problems = check_adapter(copy_of(sk, Trainer=NoCaps), "sklearn")
     assert problems == ["sklearn: Trainer has peak_device_mb but does not declare 'device_memory' in capabilities, so it is never called"]
     problems = check_adapter(copy_of(sk, Trainer=ClaimsCaps), "sklearn")
-    assert "sklearn: Trainer declares unknown capability 'warp_drive' (known: device_memory, device_matmul, fit_loop)" in problems
+    assert ("sklearn: Trainer declares unknown capability 'warp_drive' (known: device_memory, device_matmul, fit_loop, "
+            "boosting)") in problems
     assert "sklearn: Trainer declares 'device_matmul' but has no method matmul" in problems
     assert any("Trainer.__init__: signature" in p for p in check_adapter(copy_of(sk, Trainer=OtherInit), "sklearn"))
     assert check_adapter(copy_of(sk, Trainer=NoStep), "sklearn") == ["sklearn: Trainer has no build step _compile(self)"]
     assert any("Trainer.name is 'sklearn', not 'torch'" in p for p in check_adapter(sk, "torch"))
     assert set(BUILD_STEPS) == {"_select_device", "_build", "_place_data", "_compile"}
-    assert set(CAPABILITIES) == {"device_memory", "device_matmul", "fit_loop"}
+    assert set(CAPABILITIES) == {"device_memory", "device_matmul", "fit_loop", "boosting"}
 
 
 def test_broken_behaviour_is_reported_with_the_run_and_the_difference():
@@ -184,7 +185,7 @@ def test_broken_behaviour_is_reported_with_the_run_and_the_difference():
 
 def test_models_declaration_is_checked():
     assert check_models("sklearn", kinds=("logreg", "mlp", "cnn")) == [
-        "sklearn models.py: MODEL_CODE covers ['logreg', 'mlp'], the framework expresses ['cnn', 'logreg', 'mlp']"
+        "sklearn models.py: MODEL_CODE covers ['gbdt', 'logreg', 'mlp'], the framework expresses ['cnn', 'logreg', 'mlp']"
     ]
     with pytest.raises(LookupError, match="declares no literal MODEL_CODE"):
         model_code("torch", text="class MLP: pass\n")

@@ -17,6 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from mlx_explore.config import DEEP_FRAMEWORKS
+
 from ._common import MODE_DASH, color, edit, figure_widget
 
 PANELS = ("training throughput [samples/s]", "rank (1 = fastest)", "compiled / eager throughput")
@@ -83,7 +85,7 @@ class SweepPlot(W.VBox):
         if missing:
             raise ValueError(f"table lacks the column(s) {', '.join(missing)}; have {', '.join(map(str, table.columns))}")
         t = table.dropna(subset=["samples_per_s"]).sort_values("batch_size", kind="stable")
-        t = t.assign(rank=ranks(t), run=[f"{fw}/{m}" if fw != "sklearn" else fw for fw, m in zip(t["framework"], t["mode"])])
+        t = t.assign(rank=ranks(t), run=[f"{fw}/{m}" if fw in DEEP_FRAMEWORKS else fw for fw, m in zip(t["framework"], t["mode"])])
         traces = []
         for run, part in t.groupby("run", sort=False):
             fw, mode = str(part["framework"].iloc[0]), str(part["mode"].iloc[0])

@@ -20,7 +20,10 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
-from ..config import FRAMEWORKS
+from ..config import DEEP_FRAMEWORKS, FRAMEWORKS, GBDT_FRAMEWORKS
+
+GBDT_ONLY = tuple(f for f in GBDT_FRAMEWORKS if f != "sklearn")
+"""The columns that train gradient-boosted trees only (installed by the ``gbdt`` extra)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def install_hint(name: str) -> str:
     """The command that installs what ``name`` needs (``pip install 'mlx-explore[torch]'``; for a
     Keras column, Keras and its backend: ``pip install keras torch``)."""
     info = get(name)
+    if name in GBDT_ONLY:
+        return "pip install 'mlx-explore[gbdt]'"
     if info.keras_backend and info.package == "keras":
         return "pip install " + " ".join(dict.fromkeys(info.distributions[:2]))
     return f"pip install 'mlx-explore[{name}]'"
@@ -155,8 +160,8 @@ def unsupported_reason(name: str, model: str, device: str, precision: str = "fp3
         return UNSUPPORTED_MODEL_REASON[(name, model)]
     if model not in get(name).models:
         return f"{get(name).title} does not train model {model!r} (it trains: {', '.join(get(name).models)})"
-    if precision == "bf16" and name == "sklearn":
-        return "scikit-learn computes in float32/float64 only; bf16 needs a deep-learning framework"
+    if precision == "bf16" and name not in DEEP_FRAMEWORKS:
+        return f"{get(name).title} computes in float32/float64 only; bf16 needs a deep-learning framework"
     if device != "auto" and device not in get(name).devices:
         return f"{get(name).title} does not run on {device} here (supported: {', '.join(get(name).devices)})"
     return None

@@ -176,16 +176,12 @@ def _check_devices(module: Any, name: str, unavailable: Sequence[str]) -> list[s
     return problems
 
 
-def _check_run(module: Any, name: str, bundle, threads: int) -> list[str]:
-    """One trainer on ``bundle``: construction, weights, steps, losses, logits, capabilities."""
-    from ..metrics import cross_entropy
-
-    cfg, spec = bundle.config, bundle.spec
-    label = f"{name} {cfg.model}/{cfg.mode}/{cfg.precision}"
+def _check_configure(module: Any, label: str, cfg, threads: int) -> tuple[list[str], bool]:
+    """``configure``'s flags: ``(problems, usable)``; ``usable`` is False when it returned no dict."""
     problems = []
     flags = module.configure(cfg, threads)
     if not isinstance(flags, dict):
-        return [f"{label}: configure returned {type(flags).__name__}, not dict"]
+        return [f"{label}: configure returned {type(flags).__name__}, not dict"], False
     missing = [k for k in REQUIRED_FLAGS if k not in flags]
     if missing:
         problems.append(f"{label}: configure's flags lack {missing}")
@@ -195,7 +191,14 @@ def _check_run(module: Any, name: str, bundle, threads: int) -> list[str]:
         problems.append(f"{label}: configure's flags are not JSON-ready ({exc})")
     if flags.get("intra_op_threads") != threads:
         problems.append(f"{label}: configure read back intra_op_threads={flags.get('intra_op_threads')}, asked for {threads}")
+    return problems, True
 
+
+def _check_construction(module: Any, label: str, bundle) -> tuple[Any, list[str]]:
+    """Build the trainer on ``bundle``: ``(trainer, problems)`` with its stored attributes and the
+    capabilities of the instance (a subset of its class's; ``boosting`` exactly for ``gbdt``)."""
+    cfg, spec = bundle.config, bundle.spec
+    problems = []
     x_train = bundle.inputs(bundle.data.x_train)
     trainer = module.Trainer(spec, bundle.weights, cfg, x_train, bundle.data.y_train)
     if trainer.spec is not spec or trainer.config is not cfg:
@@ -205,6 +208,26 @@ def _check_run(module: Any, name: str, bundle, threads: int) -> list[str]:
             problems.append(f"{label}: Trainer.{attr} is not a str after construction")
     if getattr(trainer, "device_kind", None) != "cpu":
         problems.append(f"{label}: device='cpu' gave device_kind={getattr(trainer, 'device_kind', None)!r}")
+    caps, declared = getattr(trainer, "capabilities", None), getattr(type(trainer), "capabilities", frozenset())
+    if not isinstance(caps, frozenset) or not caps <= declared:
+        problems.append(f"{label}: the trainer's capabilities {caps!r} are not a subset of its class's {sorted(declared)}")
+    elif ("boosting" in caps) != (spec.kind == "gbdt"):
+        problems.append(f"{label}: a {spec.kind} trainer {'declares' if 'boosting' in caps else 'lacks'} the capability "
+                        f"'boosting' (gradient-boosted trees, exactly for model 'gbdt')")  # fmt: skip
+    return trainer, problems
+
+
+def _check_run(module: Any, name: str, bundle, threads: int) -> list[str]:
+    """One trainer on ``bundle``: construction, weights, steps, losses, logits, capabilities."""
+    from ..metrics import cross_entropy
+
+    cfg, spec = bundle.config, bundle.spec
+    label = f"{name} {cfg.model}/{cfg.mode}/{cfg.precision}"
+    problems, usable = _check_configure(module, label, cfg, threads)
+    if not usable:
+        return problems
+    trainer, more = _check_construction(module, label, bundle)
+    problems += more
 
     def weight_problems(got: dict, when: str, exact: bool) -> list[str]:
         out = []
@@ -266,6 +289,86 @@ def _check_run(module: Any, name: str, bundle, threads: int) -> list[str]:
     return problems
 
 
+def _check_boosting_run(module: Any, name: str, bundle, threads: int) -> list[str]:
+    """One boosting trainer (capability ``boosting``) on a ``gbdt`` bundle: construction, no weights,
+    no per-batch step, ``boost``'s rounds in order with finite figures, the last round's validation
+    and training losses equal to those of ``logits()`` (on the rows of ``common.train_score_rows``),
+    the settings read back (``boost_params``), ``model_bytes``."""
+    from ..metrics import cross_entropy
+    from .common import GBDT_BINS, GBDT_L2, train_score_rows
+
+    cfg, spec = bundle.config, bundle.spec
+    label = f"{name} gbdt on {cfg.dataset}"
+    problems, usable = _check_configure(module, label, cfg, threads)
+    if not usable:
+        return problems
+    trainer, more = _check_construction(module, label, bundle)
+    problems += more
+    if "boosting" not in trainer.capabilities:
+        return problems
+    if trainer.weights() != {}:
+        problems.append(f"{label}: weights() is not {{}}: trees have no canonical weights (ModelSpec.shapes() is empty)")
+    try:
+        trainer.train_step(trainer.indices(bundle.order.epoch(0)[:1])[0])
+        problems.append(f"{label}: train_step returned; a boosting trainer has no per-batch step: it must raise "
+                        "NotImplementedError")  # fmt: skip
+    except NotImplementedError:
+        pass
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{label}: train_step raised {type(exc).__name__}, not NotImplementedError")
+    x_val, y_val = bundle.inputs(bundle.data.x_val), bundle.data.y_val
+    calls: list[tuple] = []
+    trainer.boost(x_val, y_val, lambda *args: calls.append(args))
+    rounds = [c[0] for c in calls]
+    if rounds != list(range(cfg.rounds + 1)):
+        return problems + [f"{label}: boost recorded rounds {rounds}, not 0 (the set-up) then 1..{cfg.rounds} in order"]
+    for r, seconds, cpu, train_loss, val_loss, val_accuracy in calls:
+        if not (seconds >= 0 and cpu >= 0):
+            problems.append(f"{label}: round {r} recorded {seconds} s, {cpu} CPU s")
+        if r and not (np.isfinite(train_loss) and np.isfinite(val_loss) and 0 <= val_accuracy <= 1):
+            problems.append(f"{label}: round {r} recorded train loss {train_loss}, val loss {val_loss}, val accuracy "
+                            f"{val_accuracy}")  # fmt: skip
+    logits = trainer.logits(x_val)
+    n_classes = spec.n_classes
+    if not isinstance(logits, np.ndarray) or logits.dtype != np.float32 or logits.shape != (len(x_val), n_classes):
+        return problems + [f"{label}: logits() gave {type(logits).__name__} {getattr(logits, 'dtype', '')} "
+                           f"{getattr(logits, 'shape', '')}, not float32 {(len(x_val), n_classes)}"]  # fmt: skip
+    if not np.isfinite(logits).all():
+        return problems + [f"{label}: logits() of the validation split are not all finite"]
+    expected = cross_entropy(logits, y_val)
+    if not math.isclose(calls[-1][4], expected, rel_tol=1e-3):
+        problems.append(f"{label}: the last round's validation loss {calls[-1][4]:.7f} is not the cross-entropy of "
+                        f"logits() {expected:.7f} (rtol 1e-3)")  # fmt: skip
+    rows = train_score_rows(len(bundle.data.y_train), cfg.seed)
+    x_scored, y_scored = (bundle.data.x_train, bundle.data.y_train) if rows is None else (bundle.data.x_train[rows], bundle.data.y_train[rows])
+    expected = cross_entropy(trainer.logits(bundle.inputs(x_scored)), y_scored)
+    if not math.isclose(calls[-1][3], expected, rel_tol=1e-3):
+        problems.append(f"{label}: the last round's training loss {calls[-1][3]:.7f} is not the cross-entropy of "
+                        f"logits() on the rows of train_score_rows {expected:.7f} (rtol 1e-3)")  # fmt: skip
+    params = trainer.boost_params()
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{label}: boost_params() is not JSON-ready ({exc})")
+    trees = cfg.rounds * (1 if n_classes == 2 else n_classes)
+    want = {"rounds": cfg.rounds, "trees": trees, "max_depth": cfg.max_depth, "max_bins": GBDT_BINS, "l2": GBDT_L2,
+            "threads": threads}  # fmt: skip
+    for key, value in want.items():
+        if params.get(key) != value:
+            problems.append(f"{label}: boost_params() read back {key}={params.get(key)!r}, expected {value!r}")
+    if not math.isclose(params.get("learning_rate", -1.0), cfg.lr, rel_tol=1e-6):  # XGBoost keeps it in float32
+        problems.append(f"{label}: boost_params() read back learning_rate={params.get('learning_rate')!r}, not {cfg.lr}")
+    if not (isinstance(params.get("deepest"), int) and 0 <= params["deepest"] <= cfg.max_depth):
+        problems.append(f"{label}: boost_params() read back deepest={params.get('deepest')!r}, not within max_depth "
+                        f"{cfg.max_depth}")  # fmt: skip
+    if not (isinstance(params.get("leaves"), int) and params["leaves"] >= trees):
+        problems.append(f"{label}: boost_params() read back leaves={params.get('leaves')!r}, fewer than the {trees} trees")
+    size = trainer.model_bytes()
+    if not (isinstance(size, int) and size > 0):
+        problems.append(f"{label}: model_bytes() is {size!r}, not a positive int")
+    return problems
+
+
 def check_behaviour(module: Any, name: str, threads: int = 1, unavailable: Sequence[str] = (),
                     modes: Sequence[str] = ("eager",)) -> list[str]:  # fmt: skip
     """Problems with a real adapter's behaviour on tiny digits bundles (empty: none).
@@ -280,7 +383,10 @@ def check_behaviour(module: Any, name: str, threads: int = 1, unavailable: Seque
     the canonical weights bit for bit (float32, canonical names and order); ``logits`` is float32
     ``(N, C)`` and finite; ``indices``/``train_step``/``losses`` give one float64 finite loss per
     step, step 1's equal to the cross-entropy of the logits before it; the weights change; declared
-    capabilities return ``None`` on the CPU. Imports the framework: call it in its own process
+    capabilities return ``None`` on the CPU; the instance's capabilities are a subset of its class's,
+    with ``boosting`` exactly for ``gbdt``. A ``gbdt`` (capability ``boosting``) is checked once, not
+    per mode, on digits (10 classes) and breast_cancer (binary), 3 rounds of depth 3
+    (:func:`_check_boosting_run`). Imports the framework: call it in its own process
     (:func:`main`).
     """
     from . import REGISTRY, unsupported_reason
@@ -288,14 +394,21 @@ def check_behaviour(module: Any, name: str, threads: int = 1, unavailable: Seque
     problems = check_adapter(module, name)
     if problems:
         return problems
-    runs = [(model, mode, "fp32") for mode in modes for model in REGISTRY[name].models]
+    # Trees have one mode: gbdt is checked once, on a multi-class and a binary data set.
+    runs = [(model, mode, "fp32") for mode in modes for model in REGISTRY[name].models if model != "gbdt" or mode == modes[0]]
     if unsupported_reason(name, "mlp", "cpu", "bf16") is None:
         runs.append(("mlp", modes[0], "bf16"))  # last: it sets global dtype policies (Keras)
     for model, mode, precision in runs:
-        try:
-            problems += _check_run(module, name, _tiny_bundle(model, mode=mode, precision=precision), threads)
-        except Exception as exc:  # noqa: BLE001 - report and go on with the next run
-            problems.append(f"{name} {model}/{mode}/{precision}: {type(exc).__name__}: {exc}")
+        for dataset in ("digits", "breast_cancer") if model == "gbdt" else ("digits",):
+            try:
+                if model == "gbdt":
+                    bundle = _tiny_bundle(model, mode=mode, dataset=dataset, rounds=3, max_depth=3)
+                    problems += _check_boosting_run(module, name, bundle, threads)
+                else:
+                    problems += _check_run(module, name, _tiny_bundle(model, mode=mode, precision=precision), threads)
+            except Exception as exc:  # noqa: BLE001 - report and go on with the next run
+                where = f"gbdt on {dataset}" if model == "gbdt" else f"{model}/{mode}/{precision}"
+                problems.append(f"{name} {where}: {type(exc).__name__}: {exc}")
     if unsupported_reason(name, "cnn", "cpu") is not None:
         cnn = _tiny_bundle("cnn")
         try:

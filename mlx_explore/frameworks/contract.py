@@ -38,8 +38,19 @@ parameters, Optax state, an estimator's ``coefs_``) and is read with ``weights()
 
 Optional capabilities are declared, never discovered with ``hasattr``: ``Trainer.capabilities`` is
 a ``frozenset`` of names from :data:`CAPABILITIES`; a trainer implements the methods of exactly the
-capabilities it declares (:func:`check_adapter` holds it to that), and ``common.machine_figures``
-calls them only when declared.
+capabilities it declares (:func:`check_adapter` holds it to that), and ``common.fit`` and
+``common.machine_figures`` call them only when declared. An instance may narrow the class's
+declaration to the capabilities that apply to its model, by setting ``self.capabilities`` (a subset)
+in its constructor: scikit-learn's one ``Trainer`` grows trees for ``gbdt`` (``boosting``) and trains
+an ``MLPClassifier`` otherwise (none). ``common.fit`` reads the instance's set; the conformance check
+holds it to a subset of the class's, with ``boosting`` exactly for ``gbdt``.
+
+Gradient-boosted trees (capability ``boosting``, :class:`Boosting`) have no per-batch step and no
+canonical weights: such a trainer grows all its rounds in the library's own training call
+(:meth:`Boosting.boost`); its ``weights()`` is ``{}`` (``ModelSpec.shapes()`` is empty for
+``gbdt``), ``indices`` and ``losses`` are plain conversions and ``train_step`` raises
+``NotImplementedError`` naming ``boost`` (a function with no meaning for a framework is still
+defined, as ``select_device`` is).
 
 The checks of this contract, like scikit-learn's ``check_estimator``, are in
 :mod:`mlx_explore.frameworks.conformance` (``python -m mlx_explore.frameworks.conformance NAME``);
@@ -235,8 +246,45 @@ class FitLoop(Protocol):
         running mean). An exception raised by ``record`` (divergence) ends training and propagates."""
 
 
+class Boosting(Protocol):
+    """Capability ``boosting``: the trainer grows gradient-boosted trees (``model="gbdt"``) in its
+    library's own training call, one boosting round at a time, as the library's users train
+    (``HistGradientBoostingClassifier.fit``, ``XGBClassifier.fit``, ``LGBMClassifier.fit``);
+    :func:`~.common.fit` calls :meth:`boost` once instead of the per-step loop (the phases after
+    training, evaluation and inference, are the same as for every trainer). A round is the unit of
+    progress: it reads the whole training split (the deep-learning batch order does not apply)."""
+
+    def boost(self, x_val: np.ndarray, y_val: np.ndarray, record: Callable[..., None]) -> None:
+        """Grow ``config.rounds`` rounds on the whole training split in one call of the library's
+        training API, with ``(x_val, y_val)`` (log-loss and accuracy) and the training rows of
+        :func:`~.common.train_score_rows` (log-loss) evaluated inside the library's loop after every
+        round, from the predictions the library keeps up to date round by round (the same work in
+        every library). Call ``record(round, seconds, cpu_seconds, train_loss, val_loss,
+        val_accuracy)`` from the library's own per-round hook (:class:`~.common.RoundClock`):
+
+        * once with ``round = 0`` when the library's set-up ends (input checks, binning the features
+          into histograms, the booster built), before the first tree, losses NaN;
+        * then once per round ``r = 1 .. config.rounds``, at its end, with the training log-loss and
+          the validation log-loss and accuracy of the ensemble after round ``r``.
+
+        ``seconds`` and ``cpu_seconds``: wall and process CPU time since the previous ``record``
+        returned (round 0: since the library's call began). An exception raised by ``record``
+        (divergence) ends training and propagates."""
+
+    def boost_params(self) -> dict:
+        """The settings the trained model holds, **read back from the library** (its fitted
+        attributes, saved configuration or model dump), JSON-ready: ``rounds`` (rounds grown),
+        ``trees``, ``leaves``, ``deepest`` (the deepest tree grown), ``learning_rate``,
+        ``max_depth``, ``max_leaves`` (``None``: no limit but the depth), ``max_bins``, ``l2``,
+        ``threads`` and the library's names for them."""
+
+    def model_bytes(self) -> int:
+        """Size of the trained model serialized in the library's own format [bytes]."""
+
+
 #: Optional capabilities: name -> the protocol whose methods a trainer declaring it implements.
-CAPABILITIES: dict[str, type] = {"device_memory": DeviceMemory, "device_matmul": DeviceMatmul, "fit_loop": FitLoop}
+CAPABILITIES: dict[str, type] = {"device_memory": DeviceMemory, "device_matmul": DeviceMatmul, "fit_loop": FitLoop,
+                                 "boosting": Boosting}  # fmt: skip
 
 
 
