@@ -3,22 +3,44 @@
 A decision needs comparable measurements, not whatever happens to be in the results store. The
 suite is a fixed list of comparisons (:data:`ITEMS`), each covering part of what people decide on:
 
-========================  ==========================================================================
-item                      what it measures
-========================  ==========================================================================
-``small_batch``           MLP 256-256 on ``digits``, batch 32, eager and compiled: per-step overhead
-                          (throughput at a small batch), compile time, batch-1 inference latency
-                          p50/p99, test accuracy
-``large_batch``           MLP 1024-1024 on ``synthetic`` (784 features, 10 classes), batch 1024,
-                          eager and compiled: throughput, MFU, peak memory
-``cnn``                   the LeNet-style CNN on ``digits``, compiled: convolution throughput, accuracy
-``parity``                SGD on the MLP, two repeats with the determinism switches on: per-step loss
-                          parity against a reference framework, bitwise determinism
-========================  ==========================================================================
+=========================  =========================================================================
+item                       what it measures
+=========================  =========================================================================
+``small_batch``            MLP 256-256 on ``digits``, batch 32, eager and compiled: per-step overhead
+                           (throughput at a small batch), compile time, batch-1 inference latency
+                           p50/p99, test accuracy
+``large_batch``            MLP 1024-1024 on ``synthetic`` (784 features, 10 classes), batch 1024,
+                           eager and compiled: throughput, MFU, peak memory
+``cnn``                    the LeNet-style CNN on ``digits``, compiled: convolution throughput, accuracy
+``parity``                 SGD on the MLP, two repeats with the determinism switches on: per-step loss
+                           parity against a reference framework, bitwise determinism
+``gru_small``              GRU of width 64 on ``digits`` read row by row (8 steps of 8 features),
+                           batch 32, compiled: recurrent per-step overhead, accuracy
+``gru_large``              GRU of width 256 on ``adding`` (100 steps of 2 features), batch 256,
+                           compiled: recurrent throughput, MFU, peak memory
+``transformer_small``      2-layer encoder of width 64 on ``digits`` rows, batch 32, compiled:
+                           attention per-step overhead, accuracy
+``transformer_large``      2-layer encoder of width 256 on ``adding`` (100 steps), batch 256,
+                           compiled: attention throughput, MFU, peak memory
+``gbdt``                   gradient-boosted trees (100 rounds, depth 6) on ``synthetic`` tabular data
+                           (20 features, 2 classes): training time, batch-1 prediction latency,
+                           peak memory, test accuracy and ROC-AUC
+=========================  =========================================================================
 
-``size="small"`` finishes in about 3 minutes on a 2-core CPU with the four frameworks, 6.5 with all seven columns (measured:
-README, "Choosing a framework"); ``size="full"`` trains longer on more data with more latency
-samples and is meant for a GPU.
+Each item runs the requested frameworks that can train its model (the registry's
+``FrameworkInfo.models``): the deep-learning items run the deep-learning columns (and
+scikit-learn where it has the model: the MLP items), the ``gbdt`` item runs scikit-learn, XGBoost
+and LightGBM. An item none of the requested frameworks can train is left out of the session, and
+the session records which items it planned (tag ``suite_items``), so ``--frameworks torch,jax`` is
+complete without a ``gbdt`` item.
+
+``size="small"`` is meant to be cheap on a 2-core CPU: the sequence items train one epoch (the
+``adding`` items on 2,000 samples, 5 steps of batch 256) and skip the latency phases of the large
+ones, the ``gbdt`` item fits 20,000 rows. Measured on a shared 2-core Xeon with JAX, each of its
+runs, child process included: ``gru_small`` 3 s, ``gru_large`` 4 s, ``transformer_small`` 4 s,
+``transformer_large`` 16 s (1.9 GiB peak memory), against 45 s for the four earlier items of JAX
+and scikit-learn together. ``size="full"`` trains longer on more data (``gbdt``:
+1,000,000 rows) with more latency samples and is meant for a GPU.
 
 Every run is stored with ``tags`` (see :func:`mlx_explore.runner.compare`) naming the suite, its
 version, the size, the item and the *session* (one invocation of :func:`run`), so
@@ -42,8 +64,9 @@ import pandas as pd
 from .config import FRAMEWORKS, ConfigError, RunConfig
 
 SUITE_NAME = "standard"
-#: Bumped whenever an item's settings change: figures of two versions are never compared.
-SUITE_VERSION = 1
+#: Bumped whenever an item's settings change: figures of two versions are never compared. Version 2
+#: added the sequence items and ``gbdt``, and runs each item in the frameworks that can train it.
+SUITE_VERSION = 2
 SIZES = ("small", "full")
 #: Statuses of a run that ended as planned (a failed framework still completes the suite: its
 #: figures are "not measured"); ``interrupted`` runs make a session incomplete.
@@ -80,7 +103,10 @@ class SuiteItem:
 
 
 #: The suite's comparisons, in the order they run. Defaults not named here are RunConfig's (Adam,
-#: lr 1e-3, ReLU, fp32, seed 0): the MLP reaches >= 0.95 test accuracy on digits with them.
+#: lr 1e-3, ReLU, fp32, seed 0; ``gbdt``: shrinkage 0.1): the MLP reaches >= 0.95 test accuracy on
+#: digits with them. The small size of the sequence items trains one epoch; the large ones
+#: (``adding``, batch 256) skip the latency phases there (``latency_steps=0``: their step latency and
+#: inference throughput at batch 1024 would cost more than the training itself on a 2-core CPU).
 ITEMS: tuple[SuiteItem, ...] = (
     SuiteItem(
         "small_batch", "MLP 256-256 on digits, batch 32, eager and compiled: per-step overhead, compile time, "
@@ -107,8 +133,43 @@ ITEMS: tuple[SuiteItem, ...] = (
              latency_steps=0),
         small=dict(epochs=1), full=dict(epochs=3),
     ),
+    SuiteItem(
+        "gru_small", "GRU width 64 on digits rows (8 steps of 8 features), batch 32, compiled: recurrent per-step "
+        "overhead, batch-1 latency, accuracy",
+        dict(model="gru", dataset="digits", hidden=(64,), batch_size=32, mode="compiled"),
+        small=dict(epochs=1, latency_steps=20), full=dict(epochs=15, latency_steps=200),
+    ),
+    SuiteItem(
+        "gru_large", "GRU width 256 on the adding task (100 steps of 2 features), batch 256, compiled: recurrent "
+        "throughput, MFU, peak memory",
+        dict(model="gru", dataset="adding", seq_len=100, hidden=(256,), batch_size=256, mode="compiled"),
+        small=dict(n_samples=2_000, epochs=1, latency_steps=0), full=dict(n_samples=100_000, epochs=5,
+                                                                           latency_steps=100),
+    ),
+    SuiteItem(
+        "transformer_small", "2-layer Transformer encoder width 64 on digits rows, batch 32, compiled: attention "
+        "per-step overhead, batch-1 latency, accuracy",
+        dict(model="transformer", dataset="digits", hidden=(64,), batch_size=32, mode="compiled"),
+        small=dict(epochs=1, latency_steps=20), full=dict(epochs=15, latency_steps=200),
+    ),
+    SuiteItem(
+        "transformer_large", "2-layer Transformer encoder width 256 on the adding task (100 steps), batch 256, "
+        "compiled: attention throughput, MFU, peak memory",
+        dict(model="transformer", dataset="adding", seq_len=100, hidden=(256,), batch_size=256, mode="compiled"),
+        small=dict(n_samples=2_000, epochs=1, latency_steps=0), full=dict(n_samples=100_000, epochs=5,
+                                                                           latency_steps=100),
+    ),
+    SuiteItem(
+        "gbdt", "gradient-boosted trees (100 rounds, depth 6) on synthetic 20-feature binary data: training time, "
+        "batch-1 prediction latency, peak memory, accuracy, ROC-AUC",
+        dict(model="gbdt", dataset="synthetic", n_features=20, n_classes=2, rounds=100, max_depth=6, epochs=1),
+        small=dict(n_samples=20_000, latency_steps=20), full=dict(n_samples=1_000_000, latency_steps=200),
+    ),
 )  # fmt: skip
 ITEM_NAMES = tuple(i.name for i in ITEMS)
+#: The items of earlier suite versions, for the completeness of their stored sessions (which do not
+#: name their items): version 1 ran these four with every requested framework.
+_PAST_ITEMS = {1: ("small_batch", "large_batch", "cnn", "parity")}
 #: Figures computed from several runs' curves (not a run's metric): ``parity.max_rel_diff``
 #: [dimensionless] and ``parity.bitwise_identical`` [1 yes / 0 no].
 DERIVED = {
@@ -145,16 +206,28 @@ def item(name: str) -> SuiteItem:
 
 def configs(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
             threads: int | None = None, export: str = "none") -> list[tuple[SuiteItem, RunConfig]]:  # fmt: skip
-    """Every item's validated config, in suite order, before anything runs.
+    """The validated config of every item that runs, in suite order, before anything runs.
+
+    Each item runs the requested frameworks that can train its model (the registry's
+    :attr:`~mlx_explore.frameworks.FrameworkInfo.models`; :func:`item_frameworks`): the MLP items
+    leave XGBoost and LightGBM out instead of reporting them ``unsupported``, the CNN and sequence
+    items leave scikit-learn out, the ``gbdt`` item runs only scikit-learn, XGBoost and LightGBM. An
+    item that none of them can train is left out (``frameworks="torch,jax"`` has no ``gbdt`` item).
+    A framework that has the model but not the device (LightGBM with ``device="gpu"``) still runs
+    and is reported ``unsupported`` with the reason.
 
     Args:
         size: ``"small"`` or ``"full"``.
         frameworks: the frameworks to compare (default every column of
-            :data:`~mlx_explore.config.FRAMEWORKS`: the four native ones and Keras 3 on each backend);
-            a CNN item skips scikit-learn by itself (reported ``unsupported``).
+            :data:`~mlx_explore.config.FRAMEWORKS`: the four native ones, Keras 3 on each backend,
+            XGBoost and LightGBM).
         device: ``auto``, ``cpu``, ``gpu`` or ``tpu``.
         threads: intra-op threads per framework (``None``: all usable cores).
         export: ``onnx`` to export every trained model and time it in ONNX Runtime (``RunConfig.export``).
+
+    Returns:
+        ``[(item, config)]`` of the items that run, ``config.frameworks`` being that item's frameworks
+        in the requested order.
 
     Raises:
         ConfigError: naming the field (``size``, ``frameworks``, ``device``, ``threads``, ``export``) and the
@@ -163,8 +236,48 @@ def configs(size: str = "small", *, frameworks: Iterable[str] | str | None = Non
     if size not in SIZES:
         raise ConfigError("size", f"unknown suite size {size!r}; allowed: {', '.join(SIZES)}")
     overrides: dict[str, Any] = {"device": device, "threads": threads, "export": export}
-    overrides["frameworks"] = FRAMEWORKS if frameworks is None else frameworks
-    return [(it, it.config(size, **overrides)) for it in ITEMS]
+    requested = _requested(frameworks)
+    out = []
+    for it in ITEMS:
+        names = item_frameworks(it, requested)
+        if names:
+            out.append((it, it.config(size, **overrides, frameworks=names)))
+    return out
+
+
+def _requested(frameworks: Iterable[str] | str | None) -> tuple[str, ...]:
+    """The requested frameworks as a tuple, checked as ``RunConfig.frameworks`` is (known names, none
+    twice, at least one) before the list is split per item.
+
+    Raises:
+        ConfigError: field ``frameworks``, naming the allowed values.
+    """
+    if frameworks is None:
+        return FRAMEWORKS
+    if isinstance(frameworks, str):
+        names = [p.strip() for p in frameworks.split(",") if p.strip()]
+    else:
+        try:
+            names = list(frameworks)
+        except TypeError:
+            raise ConfigError("frameworks", f"expected comma-separated names or a list of them, got {frameworks!r}; "
+                                            f"allowed: {', '.join(FRAMEWORKS)}") from None  # fmt: skip
+    if not names:
+        raise ConfigError("frameworks", f"name at least one framework; allowed: {', '.join(FRAMEWORKS)}")
+    bad = [f for f in names if not isinstance(f, str) or f not in FRAMEWORKS]
+    if bad:
+        raise ConfigError("frameworks", f"unknown framework(s) {', '.join(map(repr, bad))}; allowed: "
+                                        f"{', '.join(FRAMEWORKS)}")  # fmt: skip
+    if len(set(names)) != len(names):
+        raise ConfigError("frameworks", "a framework is named twice")
+    return tuple(names)
+
+
+def item_frameworks(it: SuiteItem, frameworks: Iterable[str]) -> tuple[str, ...]:
+    """Those of ``frameworks`` (known names, in their order) that can train ``it``'s model."""
+    from .frameworks import get
+
+    return tuple(f for f in frameworks if it.settings["model"] in get(f).models)
 
 
 @dataclass
@@ -185,7 +298,8 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     """Run the suite's comparisons one after another and store every run, tagged.
 
     Args:
-        size, frameworks, device, threads, export: as :func:`configs`.
+        size, frameworks, device, threads, export: as :func:`configs` (the items it returns are the ones
+            run; their names are stored with every run as tag ``suite_items``, what a complete session holds).
         db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
         on_item: called as ``on_item(item, config, index)`` before each comparison starts (progress).
         on_event: called with every event of every comparison (progress bars, live plots).
@@ -206,11 +320,13 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     plan = configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
     session = f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     result = SuiteResult(session=session, size=size, comparisons={})
+    planned_items = ",".join(it.name for it, _ in plan)
     for index, (it, config) in enumerate(plan):
         if on_item is not None:
             on_item(it, config, index)
         tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
-                "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device}  # fmt: skip
+                "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device,
+                "suite_items": planned_items}  # fmt: skip
         comparison = compare(config, on_event=on_event, db=db, tags=tags)
         result.comparisons[it.name] = comparison
         if comparison.store_error and result.store_error is None:
@@ -243,7 +359,8 @@ def this_machine() -> str:
 
 
 #: The tags ``run`` stores with each suite run (besides ``suite``), in the order :func:`latest` adds them as columns.
-_TAGS = ("suite_version", "suite_size", "suite_item", "suite_session", "suite_planned", "suite_device")
+_TAGS = ("suite_version", "suite_size", "suite_item", "suite_session", "suite_planned", "suite_device",
+         "suite_items")
 #: The entries of a run's env that :func:`machine_id` reads.
 _MACHINE_KEYS = ("cpu_model", "usable_cores", "gpus")
 _SESSION_COLUMNS = ["session", "started", "suite_version", "size", "device", "machine", "frameworks", "runs",
@@ -277,8 +394,8 @@ def sessions(db: str | Path | None = None) -> pd.DataFrame:
     Returns:
         DataFrame with columns ``session``, ``started`` (UTC), ``suite_version``, ``size``,
         ``device`` (as requested), ``machine`` (:func:`machine_id`), ``frameworks`` (comma-separated),
-        ``runs``, ``complete`` (every item ran all its planned runs, none interrupted) and
-        ``missing`` (what an incomplete one lacks).
+        ``runs``, ``complete`` (every item the session planned, :func:`expected_items`, ran all its
+        planned runs, none interrupted) and ``missing`` (what an incomplete one lacks).
 
     Raises:
         StoreError: the store cannot be read.
@@ -313,7 +430,7 @@ def _sessions_of(runs: pd.DataFrame, db: str | Path | None) -> pd.DataFrame:
     for first in firsts.itertuples(index=False):
         session = first.suite_session
         missing = []
-        for name in ITEM_NAMES:
+        for name in expected_items(first.suite_items, first.suite_version, frameworks[session]):
             if (session, name) not in planned:
                 missing.append(f"{name}: not run")
                 continue
@@ -328,6 +445,32 @@ def _sessions_of(runs: pd.DataFrame, db: str | Path | None) -> pd.DataFrame:
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=_SESSION_COLUMNS)
     return table.sort_values("started", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def expected_items(listed: Any, version: Any, frameworks: Iterable[str]) -> tuple[str, ...]:
+    """The items a session must hold to be complete.
+
+    Args:
+        listed: the session's ``suite_items`` tag (comma-separated item names, what :func:`run` planned);
+            ``None``/NaN for a session stored without it.
+        version: the session's ``suite_version``.
+        frameworks: the frameworks of the session's runs (used only without ``listed``).
+
+    Returns:
+        ``listed``'s names where given; else, for an earlier suite version, that version's items
+        (:data:`_PAST_ITEMS`, every one run with every framework); else the items of :data:`ITEMS` that
+        one of ``frameworks`` can train (as :func:`configs` chooses them).
+    """
+    if isinstance(listed, str) and listed.strip():
+        return tuple(n for n in listed.split(",") if n)
+    try:
+        past = _PAST_ITEMS.get(int(version))
+    except (TypeError, ValueError):
+        past = None
+    if past is not None:
+        return past
+    known = [f for f in frameworks if f in FRAMEWORKS]
+    return tuple(it.name for it in ITEMS if item_frameworks(it, known))
 
 
 def latest(db: str | Path | None = None, *, device: str | None = None, machine: str | None = None,
@@ -348,7 +491,7 @@ def latest(db: str | Path | None = None, *, device: str | None = None, machine: 
     Returns:
         :func:`mlx_explore.results.load_runs`' columns for the session's runs (a metric column for
         each metric those runs hold), plus ``suite_version``, ``suite_size``, ``suite_item``,
-        ``suite_session``, ``suite_planned``, ``suite_device`` and ``machine``.
+        ``suite_session``, ``suite_planned``, ``suite_device``, ``suite_items`` and ``machine``.
 
     Raises:
         NoSuite: none qualifies; the message says what the store holds and which command to run
@@ -404,7 +547,7 @@ def _no_suite_message(table: pd.DataFrame, machine: str, device: str | None) -> 
             reasons.append(f"{row['session']} ({why})")
         found = f"the store's {len(table)} suite session(s) cannot be used: " + "; ".join(reasons)
     return (f"No complete suite of version {SUITE_VERSION} from this machine ({machine}){'' if device is None else f' on device {device}'}: "
-            f"{found}. Run `{command}` first (about 6.5 minutes on a 2-core CPU), then ask again.")  # fmt: skip
+            f"{found}. Run `{command}` first (minutes on a 2-core CPU; `--frameworks` picks fewer columns), then ask again.")  # fmt: skip
 
 
 def figures(runs: pd.DataFrame, db: str | Path | None = None) -> pd.DataFrame:

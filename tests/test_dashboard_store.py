@@ -48,7 +48,7 @@ def _count(db, sql: str) -> int:
 def test_a_small_build_is_a_store_the_guide_reads(store):
     assert _count(store, "SELECT count(*) FROM runs") == RUNS
     statuses = set(results.load_metrics(store, metrics=[], status=None)["status"])
-    assert {"ok", "unsupported"} <= statuses and statuses <= {"ok", "failed", "diverged", "unsupported", "interrupted"}
+    assert "ok" in statuses and statuses <= {"ok", "failed", "diverged", "unsupported", "interrupted"}
     runs = results.load_metrics(store, metrics=dashboard.TREND_METRICS, status=None)
     assert set(runs["framework"]) == set(dashboard.FRAMEWORKS)
     span = runs["created_at"].max() - runs["created_at"].min()

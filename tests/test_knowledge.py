@@ -192,6 +192,45 @@ def test_key_claims_are_encoded_as_specified(kb):
     assert vram.high < 1 and vram.figure.endswith("peak_device_mb")  # torch is worse: oriented ratio < 1
 
 
+def test_the_gradient_boosting_claims_are_tested_on_the_gbdt_item(kb):
+    """Three claims of the article's tabular section, read as ratios oriented so that > 1 favours the subject."""
+    memory = kb.claim("sklearn-hist-gbdt-half-xgboost-memory")
+    t = memory.test
+    assert (t.kind, t.figure, t.subject.framework, t.baseline.framework, t.low, t.high, t.min_size) == (
+        "ratio", "gbdt.peak_rss_mb", "sklearn", "xgboost", 1.8, 2.2, "full")  # fmt: skip
+    assert "half the memory" in memory.conditions.other and "1.8 and 2.2" in memory.conditions.other
+    auc = kb.claim("sklearn-hist-gbdt-roc-auc-vs-xgboost")
+    t = auc.test
+    assert (t.kind, t.figure, t.subject.framework, t.baseline.framework, t.low, t.high, t.min_size) == (
+        "ratio", "gbdt.test_roc_auc", "sklearn", "xgboost", 1.0, 1.006, None)  # fmt: skip
+    assert t.low <= 96.4 / 96.1 <= t.high
+    porto = kb.claim("porto-seguro-tabular-models")
+    t = porto.test
+    assert (t.kind, t.figure, t.subject.framework, t.baseline.framework, t.min_size) == (
+        "ratio", "gbdt.train_s", "lightgbm", "xgboost", "full")  # fmt: skip
+    # time: lower is better, so baseline / subject; the bounds come from rounding 5 and 7 minutes
+    assert (t.low, t.high) == (round(6.5 / 5.5, 2), round(7.5 / 4.5, 2)) and t.low <= 7 / 5 <= t.high
+    assert "rounded" in porto.conditions.other
+    for claim in (memory, auc, porto):
+        assert claim.checked == dt.date(2026, 11, 24)
+        assert claim.source.title.startswith("Comparing 6 Top Machine Learning Frameworks") and claim.source.publisher == "ChatBench.org"
+        assert claim.conditions.other and "synthetic" in claim.conditions.other  # how our conditions differ
+
+
+def test_claim_subjects_may_be_every_suite_column(files):
+    """XGBoost and LightGBM are columns of the suite (the gbdt item), so a claim's test may name them."""
+    test = {"kind": "ratio", "figure": "gbdt.train_s", "subject": {"framework": "lightgbm"},
+            "baseline": {"framework": "xgboost"}, "low": 1.2, "min_size": "full"}  # fmt: skip
+    kb = load(*files(claims=[good_claim(frameworks=["lightgbm", "xgboost"], test=test)]))
+    assert kb.claims[0].test.subject.framework == "lightgbm" and kb.claims[0].test.min_size == "full"
+    err = load_error(*files(claims=[good_claim(test=test | {"subject": {"framework": "catboost"}})]))
+    assert "catboost" in str(err) and "xgboost, lightgbm" in str(err)
+    err = load_error(*files(claims=[good_claim(test=test | {"min_size": "huge"})]))
+    assert "'test.min_size'" in str(err) and "'small' or 'full'" in str(err)
+    err = load_error(*files(claims=[good_claim(test={"kind": "none", "why_untestable": "no TPU", "min_size": "full"})]))
+    assert "min_size" in str(err) and "do not belong" in str(err)
+
+
 def test_untestable_claims_say_why(kb):
     for claim in kb.claims:
         if claim.test.kind == "none":
@@ -330,7 +369,7 @@ def test_figure_with_unknown_item(files):
     facts, claims = files(claims=[good_claim(test=test)])
     err = load_error(facts, claims)
     assert err.entry == "jax-beats-torch" and "'test.figure'" in str(err) and "huge_batch" in str(err)
-    assert "small_batch, large_batch, cnn, parity" in str(err)
+    assert "small_batch, large_batch, cnn, parity, gru_small, gru_large, transformer_small, transformer_large, gbdt" in str(err)
 
 
 def test_figure_with_unknown_metric(files):

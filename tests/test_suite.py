@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from mlx_explore import results, suite
+from mlx_explore import knowledge, results, suite
 from mlx_explore.comparison import plan
 from mlx_explore.config import ConfigError
 from mlx_explore.results import StoreError, load_runs
@@ -18,7 +18,7 @@ from .suite_fakes import other_machine_env, write_suite
 
 def test_every_item_is_a_valid_config_in_both_sizes():
     for size in suite.SIZES:
-        items = suite.configs(size)
+        items = suite.configs(size)  # every column: every item runs
         assert [it.name for it, _ in items] == list(suite.ITEM_NAMES)
         by_name = {it.name: c for it, c in items}
         assert by_name["small_batch"].batch_size == 32 and by_name["small_batch"].mode == "both"
@@ -26,10 +26,77 @@ def test_every_item_is_a_valid_config_in_both_sizes():
         assert by_name["large_batch"].batch_size == 1024
         assert by_name["cnn"].model == "cnn"
         assert by_name["parity"].optimizer == "sgd" and by_name["parity"].repeat == 2 and by_name["parity"].deterministic
+        for name, model in (("gru_small", "gru"), ("transformer_small", "transformer")):
+            c = by_name[name]
+            assert (c.model, c.dataset, c.hidden, c.batch_size, c.mode) == (model, "digits", (64,), 32, "compiled")
+        for name, model in (("gru_large", "gru"), ("transformer_large", "transformer")):
+            c = by_name[name]
+            assert (c.model, c.dataset, c.seq_len, c.hidden, c.batch_size) == (model, "adding", 100, (256,), 256)
+        g = by_name["gbdt"]
+        assert (g.model, g.dataset, g.n_features, g.n_classes, g.rounds, g.max_depth, g.lr) == (
+            "gbdt", "synthetic", 20, 2, 100, 6, 0.1)  # fmt: skip
+        assert g.frameworks == ("sklearn", "xgboost", "lightgbm")
     small = {it.name: c for it, c in suite.configs("small")}
     full = {it.name: c for it, c in suite.configs("full")}
-    for name in suite.ITEM_NAMES:
-        assert full[name].epochs > small[name].epochs  # full trains longer on every item
+    for name in suite.ITEM_NAMES:  # full trains longer, or on more data, on every item
+        assert full[name].epochs > small[name].epochs or full[name].n_samples > small[name].n_samples, name
+    # small stays cheap on a 2-core CPU: one epoch of the sequence items, 5 steps of the adding ones, no latency
+    # phases at batch 256 (their inference throughput would run 1024 sequences of 100 steps)
+    for name in ("gru_small", "gru_large", "transformer_small", "transformer_large"):
+        assert small[name].epochs == 1
+    for name in ("gru_large", "transformer_large"):
+        assert small[name].n_samples == 2_000 and small[name].latency_steps == 0
+    assert (small["gbdt"].n_samples, full["gbdt"].n_samples) == (20_000, 1_000_000)
+    assert knowledge.SUITE_ITEMS == suite.ITEM_NAMES  # claims may name every item, and only those
+
+
+def test_each_item_runs_only_the_requested_frameworks_that_can_train_it():
+    by_name = {it.name: c.frameworks for it, c in suite.configs("small")}
+    deep = ("torch", "jax", "tensorflow", "keras-jax", "keras-torch", "keras-tensorflow")
+    for name in ("small_batch", "large_batch", "parity"):  # no xgboost "unsupported" row on an MLP item
+        assert by_name[name] == ("torch", "jax", "tensorflow", "sklearn", *deep[3:])
+    for name in ("cnn", "gru_small", "gru_large", "transformer_small", "transformer_large"):
+        assert by_name[name] == deep
+    assert by_name["gbdt"] == ("sklearn", "xgboost", "lightgbm")
+    # the requested order is kept; an item none of them can train is left out
+    two = suite.configs("small", frameworks="jax,torch")
+    assert [it.name for it, _ in two] == [n for n in suite.ITEM_NAMES if n != "gbdt"]
+    assert all(c.frameworks == ("jax", "torch") for _, c in two)
+    trees = suite.configs("full", frameworks=["lightgbm", "xgboost"])
+    assert [(it.name, c.frameworks) for it, c in trees] == [("gbdt", ("lightgbm", "xgboost"))]
+    only_sklearn = {it.name: c.frameworks for it, c in suite.configs("small", frameworks="sklearn")}
+    assert list(only_sklearn) == ["small_batch", "large_batch", "parity", "gbdt"]
+    for bad in ("torch,xgboost,torch", "", ["mxnet"], 7):
+        with pytest.raises(ConfigError) as err:
+            suite.configs("small", frameworks=bad)
+        assert err.value.field == "frameworks"
+
+
+def test_a_session_is_complete_with_the_items_its_frameworks_can_run(tmp_path):
+    """Completeness follows the items a session planned (its ``suite_items`` tag; without it, the items its
+    frameworks can train): no gbdt item is missing from a torch,jax session, one is from a sklearn session."""
+    db = tmp_path / "r.db"
+    write_suite(db, frameworks=("torch", "jax"), session="deep")
+    write_suite(db, frameworks=("jax", "xgboost"), session="both")
+    write_suite(db, frameworks=("sklearn", "xgboost", "lightgbm"), session="trees-half", skip_items=("gbdt",))
+    write_suite(db, frameworks=("torch", "jax"), session="untagged", items_tag=False)
+    write_suite(db, frameworks=("sklearn",), session="untagged-half", items_tag=False, skip_items=("gbdt",))
+    write_suite(db, frameworks=("xgboost",), session="only-trees")
+    table = suite.sessions(db).set_index("session")
+    assert table["complete"].to_dict() == {"deep": True, "both": True, "trees-half": False, "untagged": True,
+                                           "untagged-half": False, "only-trees": True}  # fmt: skip
+    assert table.loc["trees-half", "missing"] == "gbdt: not run"
+    assert table.loc["untagged-half", "missing"] == "gbdt: not run"
+    assert table.loc["deep", "missing"] == "" and table.loc["only-trees", "frameworks"] == "xgboost"
+    runs = suite.latest(db, session="both")
+    assert set(zip(runs["suite_item"], runs["framework"])) >= {("gbdt", "xgboost"), ("gru_large", "jax")}
+    assert ("small_batch", "xgboost") not in set(zip(runs["suite_item"], runs["framework"]))
+    assert (runs["suite_items"] == ",".join(n for n in suite.ITEM_NAMES)).all()
+    # what each kind of session must hold
+    assert suite.expected_items("cnn,gbdt", suite.SUITE_VERSION, ["torch"]) == ("cnn", "gbdt")
+    assert suite.expected_items(None, 1, ["xgboost"]) == ("small_batch", "large_batch", "cnn", "parity")
+    assert suite.expected_items(float("nan"), suite.SUITE_VERSION, ["lightgbm"]) == ("gbdt",)
+    assert "gbdt" not in suite.expected_items(None, suite.SUITE_VERSION, ["torch", "keras-jax"])
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -110,13 +177,18 @@ def test_the_suite_command_stores_a_complete_tagged_session(suite_store):
     """``suite_store`` ran ``mlx-explore suite --size small --frameworks jax,sklearn`` through the CLI."""
     runs = suite.latest(suite_store)
     frameworks = SUITE_FRAMEWORKS.split(",")
-    planned = sum(len(plan(c)) for _, c in suite.configs("small", frameworks=frameworks))
+    plan_ = suite.configs("small", frameworks=frameworks)
+    planned = sum(len(plan(c)) for _, c in plan_)
     assert len(runs) == planned
     assert set(runs["framework"]) == set(frameworks)
     assert (runs["suite_version"] == suite.SUITE_VERSION).all() and (runs["suite_size"] == "small").all()
-    ok = runs[runs["status"] == "ok"]
-    assert len(ok) == planned - 1  # the CNN is unsupported in scikit-learn, everything else ran
-    assert runs.loc[runs["status"] != "ok", "suite_item"].tolist() == ["cnn"]
+    assert (runs["suite_items"] == ",".join(it.name for it, _ in plan_)).all()
+    # each item ran the frameworks that can train it, and nothing else: no "unsupported" rows
+    ran = runs.groupby("suite_item")["framework"].agg(lambda f: tuple(dict.fromkeys(f))).to_dict()
+    assert ran == {it.name: c.frameworks for it, c in plan_}
+    assert ran["cnn"] == ("jax",) and ran["gbdt"] == ("sklearn",)
+    bad = runs.loc[runs["status"] != "ok", ["suite_item", "framework", "status", "reason"]]
+    assert bad.empty, bad.to_string()
 
 
 def test_suite_cli_refuses_bad_options_before_running(tmp_path):

@@ -16,7 +16,7 @@ Sections, top to bottom (each chart has a title, units on its axes and one line 
    framework (:class:`~widgets.profile.ProfileView`).
 
 The store is only read, with SQLite ``mode=ro`` (``results.read_only``). The one write is on request:
-when there is no usable suite, a button runs the small suite (about 6.5 minutes on a 2-core CPU) with a
+when there is no usable suite, a button runs the small suite (minutes on a 2-core CPU) with a
 progress bar and then shows the overview. An unreadable store is a message, never a traceback.
 
 The loaders read summaries, never curves (``results.load_metrics``, ``suite.latest``): the overview of
@@ -50,6 +50,8 @@ SUITE_COLUMNS = {
     "samples_per_s": ("throughput [samples/s]", "{:,.0f}"), "compile_s": ("compile time [s]", "{:.2f}"),
     "step_ms_p50": ("step p50 [ms]", "{:.2f}"), "step_ms_p99": ("step p99 [ms]", "{:.2f}"),
     "peak_rss_mb": ("peak memory [MiB]", "{:,.0f}"),
+    # the gbdt item's figures: trees report a fit time and a ROC-AUC rather than a steady step rate
+    "train_s": ("training time [s]", "{:.2f}"), "test_roc_auc": ("test ROC-AUC [0-1]", "{:.3f}"),
     # the deployment view: the framework's own batch-1 inference beside ONNX Runtime's (suite --export onnx)
     "infer_ms_p50": ("batch-1 inference p50 [ms]", "{:.3f}"), "onnx_infer_ms_p50": ("ONNX Runtime p50 [ms]", "{:.3f}"),
 }  # fmt: skip
@@ -275,7 +277,7 @@ class Overview(W.VBox):
         else:
             self.message.value = message_html(
                 f"<b>No suite to recommend from yet.</b> {html.escape(problem or '')}<br>Press the button to run "
-                f"the small suite now (about 6.5 minutes on a 2-core CPU; every framework installed here, each in "
+                f"the small suite now (minutes on a 2-core CPU; every framework installed here, each in "
                 f"its own process). The page fills in when it ends.", "warning")  # fmt: skip
             self.progress_text.value = ""
             parts += [W.HBox([self.run_button, self.progress]), self.progress_text]

@@ -150,8 +150,9 @@ class DecisionGuide(W.VBox):
         weights_box: ``HBox`` of two columns of sliders, measured criteria then cited ones.
         sliders: ``{criterion: FloatSlider}`` over every criterion of ``guide.CRITERIA``, 0-5 in
             steps of 0.5, labelled by the criterion's label, its unit and description as tooltip.
-        figure: ``go.FigureWidget``: one horizontal bar per framework (best on top: ``y`` in
-            ranking order, y axis reversed), one stacked ``Bar`` trace per criterion, named by its
+        figure: ``go.FigureWidget``: one horizontal bar per framework the scenario ranks
+            (``guide.ranked_frameworks``: the native frameworks; for tabular data the tree libraries;
+            best on top: ``y`` in ranking order, y axis reversed), one stacked ``Bar`` trace per criterion, named by its
             label, ``meta`` = criterion name, ``x`` = its contribution to each framework's score
             (0 with weight 0; then the trace is hidden), ``customdata`` = (raw value with unit or
             "not measured", contribution); the score is written at the end of each bar. Built
@@ -354,7 +355,8 @@ class DecisionGuide(W.VBox):
         parts = [f"<div style='color:#475467'>Suite session <code>{html.escape(ev.session)}</code> on "
                  f"{html.escape(ev.machine)} ({ev.device_kind.upper()}, size {html.escape(ev.size)})</div>"]  # fmt: skip
         if len(rec.ranking) < 2:
-            parts.append(f"<p>Only <b>{html.escape(rec.top)}</b> is in this suite: nothing to rank it against.</p>")
+            parts.append(f"<p>Only <b>{html.escape(rec.top)}</b> is ranked for this scenario in this suite: nothing to "
+                         f"rank it against.</p>")  # fmt: skip
         elif rec.reasons:
             items = []
             for r in rec.reasons:

@@ -10,7 +10,7 @@ Two data files ship with this package, both lists of YAML mappings validated wit
     plus rows of published scorecards and recommendations (``kind: published opinion``).
 ``claims.yaml``
     :class:`Claim` entries: quantitative claims published in articles ("JAX beats PyTorch by
-    10-25 %"), each with the conditions it was made under and a :class:`ClaimTest` saying how our
+    10-25 %", "scikit-learn's gradient boosting uses half XGBoost's memory"), each with the conditions it was made under and a :class:`ClaimTest` saying how our
     own benchmark suite (``mlx_explore.suite``) can audit it, or why it cannot.
 
 Every entry names its :class:`Source` (title and publisher as the page itself gives them, URL and
@@ -88,11 +88,16 @@ CLAIM_KINDS = ("published claim", "vendor claim")
 #: Kinds of :class:`ClaimTest`; see its docstring.
 TEST_KINDS = ("ratio", "range", "winner_changes", "none")
 
-#: Items of the benchmark suite a :class:`ClaimTest` figure may name (``mlx_explore.suite``):
-#: ``small_batch`` (MLP 256-256 on digits, batch 32, eager and compiled), ``large_batch`` (MLP
-#: 1024-1024 on synthetic 784-feature data, batch 1024, eager and compiled), ``cnn`` (LeNet-style
-#: CNN on digits, compiled) and ``parity`` (SGD MLP run twice, deterministic).
-SUITE_ITEMS = ("small_batch", "large_batch", "cnn", "parity")
+#: Items of the benchmark suite a :class:`ClaimTest` figure may name (``mlx_explore.suite.ITEM_NAMES``,
+#: suite version 2): ``small_batch`` (MLP 256-256 on digits, batch 32, eager and compiled),
+#: ``large_batch`` (MLP 1024-1024 on synthetic 784-feature data, batch 1024, eager and compiled),
+#: ``cnn`` (LeNet-style CNN on digits, compiled), ``parity`` (SGD MLP run twice, deterministic),
+#: ``gru_small``/``transformer_small`` (width 64 on digits rows, batch 32), ``gru_large``/
+#: ``transformer_large`` (width 256 on the 100-step adding task, batch 256) and ``gbdt``
+#: (gradient-boosted trees, 100 rounds of depth 6, on synthetic 20-feature binary data, in
+#: scikit-learn, XGBoost and LightGBM).
+SUITE_ITEMS = ("small_batch", "large_batch", "cnn", "parity", "gru_small", "gru_large", "transformer_small",
+               "transformer_large", "gbdt")  # fmt: skip
 
 #: Metrics only the ``parity`` item has, besides the run metrics of
 #: :data:`mlx_explore.metric_docs.METRIC_DOCS`: the largest relative difference of the per-step
@@ -104,7 +109,7 @@ FACTS_PATH = Path(__file__).parent / "facts.yaml"
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_FIGURE_RE = re.compile(r"^(small_batch|large_batch|cnn|parity)\.([a-z0-9_]+)$")
+_FIGURE_RE = re.compile(rf"^({'|'.join(SUITE_ITEMS)})\.([a-z0-9_]+)$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 _YEAR_RE = re.compile(r"^\d{4}$")
@@ -262,9 +267,11 @@ class Subject(_Model):
     """A framework of the suite and the execution mode whose figure a claim test reads.
 
     - ``framework``: one of the suite's columns, ``config.FRAMEWORKS`` (a Keras column, e.g.
-      ``keras-torch``, for a claim about Keras 3 on a backend).
+      ``keras-torch``, for a claim about Keras 3 on a backend; ``xgboost`` or ``lightgbm`` for a
+      claim about gradient-boosted trees, read from the ``gbdt`` item).
     - ``mode``: ``eager``, ``compiled`` (``torch.compile``, ``jax.jit``, ``tf.function``), or
-      ``best`` (whichever of the framework's runs scores better on the figure).
+      ``best`` (whichever of the framework's runs scores better on the figure; the only run of a
+      framework or item with one mode: scikit-learn, the tree libraries).
     """
 
     framework: str
@@ -316,6 +323,12 @@ class ClaimTest(_Model):
     ``low`` or ``high`` may be ``None`` for an open-ended claim ("up to 1.7x": ``high`` only).
     They bound the published figure itself, with its stated spread or rounding; the auditing code
     adds its own measurement tolerance. Fields that do not belong to the kind must be left out.
+
+    ``min_size`` (``ratio``, ``range``, ``winner_changes``; optional): the smallest suite size whose
+    figures can judge the claim. ``"full"`` where the small suite measures something else than the
+    claim is about (the peak memory of a 20,000-sample fit is mostly the library's own footprint):
+    a small suite's figure is then shown beside the claim with the verdict "conditions differ".
+    ``None`` (default): any size.
     """
 
     kind: Literal["ratio", "range", "winner_changes", "none"]
@@ -325,6 +338,7 @@ class ClaimTest(_Model):
     baseline: Subject | None = None
     low: float | None = None
     high: float | None = None
+    min_size: Literal["small", "full"] | None = None
     why_untestable: str | None = None
 
     @field_validator("figure")
@@ -351,7 +365,8 @@ class ClaimTest(_Model):
             "winner_changes": ("figures",),
             "none": ("why_untestable",),
         }[self.kind]
-        allowed = set(needed) | ({"low", "high"} if self.kind in ("ratio", "range") else set())
+        allowed = set(needed) | ({"low", "high"} if self.kind in ("ratio", "range") else set()) \
+            | ({"min_size"} if self.kind != "none" else set())  # fmt: skip
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"kind {self.kind!r} needs field(s) {_listing(missing)}")
