@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["00_quickstart", "01_logistic_regression", "02_mlp", "03_cnn", "04_eager_vs_compiled", "05_decision_guide",
-         "06_profiler", "07_keras_backends"]  # fmt: skip
+         "06_profiler", "07_keras_backends", "08_sequence_models", "09_tabular"]  # fmt: skip
 FRAMEWORK_PACKAGES = ("torch", "jax", "flax", "optax", "tensorflow", "keras", "scikit-learn")
 
 #: What CI runs: small and fast (each notebook in well under a minute on 2 CPU cores).
@@ -42,6 +42,12 @@ SMALL = {
     # one backend, compiled (XLA), native against Keras, then both exported to ONNX
     "07_keras_backends": dict(backends=["jax"], batch_sizes=[32, 256], mode="compiled", n_samples=4000, hidden=[32],
                               export="onnx"),
+    # eager (no torch.compile in CI): 19 steps an epoch; the adding problem short and small
+    "08_sequence_models": dict(frameworks=["torch", "jax", "tensorflow"], width=16, epochs=1, batch_size=64, mode="eager",
+                               latency_steps=10, parity_steps=10, seq_len=10, adding_samples=600, adding_epochs=2),
+    # two sizes, few rounds, the MLP eager in two frameworks
+    "09_tabular": dict(sizes=[600, 3000], rounds=10, deep=["torch", "jax"], hidden=[32], epochs=2, batch_size=64,
+                       mode="eager", latency_steps=10),
 }
 #: Notebooks run by a test of their own, not by ``test_notebook_runs_top_to_bottom``.
 RUN_ALONE = ("05_decision_guide", "06_profiler")
@@ -106,8 +112,9 @@ def test_notebook_structure(name):
     if name == "05_decision_guide":  # the suite fixes its own data sets, epochs and batch sizes
         assert {"size", "frameworks", "device", "scenario", "run_suite", "db"} <= names
     else:
-        # 07's frameworks are each backend's native and Keras columns
-        assert {"epochs", "backends" if name == "07_keras_backends" else "frameworks", "dataset"} <= names
+        # 07's frameworks are each backend's native and Keras columns, 09's the boosting and the deep ones
+        columns = {"07_keras_backends": {"backends"}, "09_tabular": {"boosting", "deep"}}.get(name, {"frameworks"})
+        assert {"epochs", "dataset", *columns} <= names
         assert names & {"batch_size", "batch_sizes"}, "batch size(s) are a parameter"
     assert set(SMALL[name]) <= names, f"CI sets parameters the notebook does not have: {set(SMALL[name]) - names}"
     assert nb.cells.index(setup_cell(nb)) < nb.cells.index(params), "set-up runs before anything else"
@@ -131,7 +138,7 @@ def test_setup_cell_installs_only_on_colab(name, monkeypatch):
     exec(code, {"get_ipython": lambda: shell})
     assert len(calls) == 1 and calls[0][0] == "pip"
     line = calls[0][1]
-    assert f"git+https://github.com/{badges.repository()}" in line and "mlx-explore[colab]" in line
+    assert f"git+https://github.com/{badges.repository()}" in line and re.search(r"mlx-explore\[colab[],]", line), line
     words = line.replace('"', " ").replace("[", " ").split()
     assert not set(words) & {"torch", "jax", "jaxlib", "tensorflow", "keras", "flax", "optax"}, line
 
@@ -270,6 +277,25 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, results_db):
         assert "Compile time on jax at batch 256: native" in text
         assert re.search(r"ONNX Runtime against the framework itself .*: jax \d+\.\d\dx, keras-jax \d+\.\d\dx", text), text
         assert "**keras-jax**: jax2onnx.to_onnx on model.stateless_call" in text
+        return
+    if name == "08_sequence_models":
+        # gru and transformer in three frameworks on digits, then each on the adding problem in the first one
+        assert len(runs) == 2 * 3 + 2 and (runs["status"] == "ok").all(), runs[["framework", "model", "status", "reason"]]
+        for fw in ("jax", "tensorflow"):
+            pattern = rf"\*\*{fw}\*\* vs torch: largest relative loss difference over the first 10 steps is \S+, within"
+            assert len(re.findall(pattern, text)) == 2, text  # once per model
+        assert re.search(r"\*\*gru\*\*: best test accuracy \d\.\d{4} \(torch\)", text), text
+        assert re.search(r"\*\*transformer\*\*: best test accuracy \d\.\d{4} \(torch\)", text), text
+        assert "of always answering the majority class" in text
+        return
+    if name == "09_tabular":
+        # at each of 2 sizes: the three boosting libraries and the MLP in two frameworks
+        assert len(runs) == 2 * (3 + 2) and (runs["status"] == "ok").all(), runs[["framework", "model", "status", "reason"]]
+        assert sorted(set(runs.loc[runs["model"] == "gbdt", "framework"])) == ["lightgbm", "sklearn", "xgboost"]
+        for n in ("600", "3,000"):
+            assert re.search(rf"At {n} samples the best (boosted trees|MLP) leads by \d+\.\d\d points", text), text
+        assert re.search(r"At 3000 samples \w+ trains fastest: ", text), text
+        assert "**gbdt @ 3000**: best test accuracy" in text and "**mlp @ 600**: best test accuracy" in text
         return
     ran = [fw for fw in frameworks if not (name == "03_cnn" and fw == "sklearn")]
     assert f"{len(ran)} of {len(frameworks)} runs finished" in text
