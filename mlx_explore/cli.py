@@ -33,9 +33,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import frameworks as registry
-from .config import FRAMEWORKS, ConfigError, RunConfig
+from .config import DEEP_FRAMEWORKS, FRAMEWORKS, ConfigError, RunConfig
 from .data import DatasetUnavailable
 from .events import Epoch, Failed, Finished, Skipped, Started, Step
+
+#: The columns ``mlx-explore profile`` profiles by default: those that train in steps.
+PROFILED = (*DEEP_FRAMEWORKS, "sklearn")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 console = Console(stderr=True, soft_wrap=True)
@@ -277,7 +280,11 @@ def results_table(result) -> Table:
 
     cfg = result.config
     columns = headline(cfg)
-    table = Table(title=f"{cfg.model} on {cfg.dataset} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.mode}, {cfg.precision})")
+    if cfg.model == "gbdt":
+        setting = f"{cfg.rounds} rounds, depth {cfg.max_depth}, learning rate {cfg.lr:g}"
+    else:
+        setting = f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.mode}, {cfg.precision}"
+    table = Table(title=f"{cfg.model} on {cfg.dataset} ({setting})")
     for title in ("run", "status", "device"):
         table.add_column(title, justify="left")
     for col in columns.values():
@@ -352,7 +359,8 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
 def suite(
     size: str = typer.Option("small", help="small (minutes on a laptop CPU) | full (for a GPU)"),
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated, default every column: the four native "
-                                   "frameworks and Keras 3 on each backend"),
+                                   "frameworks, Keras 3 on each backend, XGBoost and LightGBM (each suite item runs "
+                                   "the ones that train its model)"),
     device: str = typer.Option("auto", help="auto | cpu | gpu | tpu"),
     threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
     export: str = typer.Option("none", "--export", help="onnx: also export every trained model to ONNX and time it in ONNX Runtime | none"),
@@ -425,8 +433,8 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
         return signals.exit_code
     table = Table(title=f"suite {suite_module.SUITE_NAME} v{suite_module.SUITE_VERSION}, size {size}, "
                         f"session {result.session}")  # fmt: skip
-    for col in ("item", "run", "status", "samples/s", "compile [s]", "batch-1 p50 [ms]", "peak RSS [MiB]",
-                "test acc", "run id"):  # fmt: skip
+    for col in ("item", "run", "status", "samples/s", "compile [s]", "train [s]", "batch-1 p50 [ms]", "peak RSS [MiB]",
+                "test acc", "ROC-AUC", "run id"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("item", "run", "status") else "right")
     failed = False
     for name, comparison in result.comparisons.items():
@@ -435,8 +443,9 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
             failed = failed or r.status in ("failed", "diverged", "timeout")
             style = "green" if r.status == "ok" else "yellow"
             table.add_row(name, r.label, f"[{style}]{r.status}[/]", _cell(m.get("samples_per_s"), ",.0f"),
-                          _cell(m.get("compile_s"), ".2f"), _cell(m.get("infer_ms_p50"), ".3f"),
-                          _cell(m.get("peak_rss_mb"), ".0f"), _cell(m.get("test_accuracy"), ".3f"),
+                          _cell(m.get("compile_s"), ".2f"), _cell(m.get("train_s"), ".2f"),
+                          _cell(m.get("infer_ms_p50"), ".3f"), _cell(m.get("peak_rss_mb"), ".0f"),
+                          _cell(m.get("test_accuracy"), ".3f"), _cell(m.get("test_roc_auc"), ".3f"),
                           str(r.run_id) if r.run_id is not None else "-")  # fmt: skip
     out_console.print(table)
     if result.store_error:
@@ -565,10 +574,13 @@ def _print_recommendation(guide_module, rec, audit) -> None:
 
 @app.command()
 def profile(
-    model: str = typer.Option("mlp", help="logreg | mlp | cnn"),
-    dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated, default every column (the four native "
-                                   "frameworks and Keras 3 on each backend)"),
+    model: str = typer.Option("mlp", help="logreg | mlp | cnn | gru | transformer (gradient boosting has no training "
+                              "step to profile)"),
+    dataset: str = typer.Option("digits", help="digits | breast_cancer | wine | synthetic | mnist | fashion_mnist | cifar10 "
+                                "| adding"),
+    frameworks: str = typer.Option(",".join(f for f in FRAMEWORKS if f in PROFILED), help="comma-separated, default "
+                                   "every column that trains in steps (the four native frameworks and Keras 3 on each "
+                                   "backend)"),
     steps: int = typer.Option(20, help="training steps profiled per framework (at most one epoch's)"),
     batch_size: int = typer.Option(32, "--batch-size", help="samples per step"),
     hidden: str = typer.Option("256,256", help="MLP hidden widths, comma-separated"),

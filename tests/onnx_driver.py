@@ -1,5 +1,6 @@
-"""Test helper run in a child process (one framework per process): for each model kind the framework
-expresses, train a few SGD steps on ``digits``, run ``deploy.export_phase`` and check the file it
+"""Test helper run in a child process (one framework per process): for each of ``logreg``, ``mlp``
+and ``cnn`` the framework expresses (the sequence models' and boosted trees' exports are not
+covered here), train a few SGD steps on ``digits``, run ``deploy.export_phase`` and check the file it
 wrote independently with ONNX Runtime; then run ``export_phase`` on exports that must fail. Prints
 one JSON object on the last line of standard output:
 
@@ -24,6 +25,8 @@ from mlx_explore.config import RunConfig
 from mlx_explore.frameworks import REGISTRY, trainer_module
 
 STEPS, LATENCY_CALLS, THREADS = 5, 20, 1
+#: The model kinds whose exports are checked.
+KINDS = ("logreg", "mlp", "cnn")
 
 framework, out_dir = sys.argv[1], Path(sys.argv[2])
 
@@ -48,7 +51,7 @@ def check(path: str, x: np.ndarray, native: np.ndarray) -> dict:
 
 result = {"models": {}, "failures": {}, "seconds": {}}
 trainer = x = native = first = None
-for kind in REGISTRY[framework].models:
+for kind in [k for k in REGISTRY[framework].models if k in KINDS]:
     t0 = time.perf_counter()
     config = RunConfig.build(frameworks=[framework], model=kind, dataset="digits", hidden=(16,), epochs=1,
                              batch_size=32, optimizer="sgd", lr=0.1, mode="eager", device="cpu", threads=THREADS)  # fmt: skip

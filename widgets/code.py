@@ -111,7 +111,7 @@ def _segments(framework: str, name: str) -> list[str]:
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
         and n.targets[0].id in used
     ]  # fmt: skip
-    helpers = [n for n in body if n.name in keep - {name}] if len(keep) > 1 else []
+    helpers = [n for n in defs.values() if n.name in keep - {name}]
     return [_source(lines, n) for n in constants + helpers] + [_source(lines, defs[name])]
 
 
@@ -119,8 +119,8 @@ def model_source(framework: str, model: str) -> str:
     """The code of ``model`` in ``framework``, cut with :mod:`ast` out of its real models module.
 
     Args:
-        framework: one of ``torch``, ``jax``, ``tensorflow``, ``sklearn``.
-        model: one of ``logreg``, ``mlp``, ``cnn``.
+        framework: one of :data:`mlx_explore.config.FRAMEWORKS`.
+        model: one of :data:`mlx_explore.config.MODELS`.
 
     Returns:
         The module-level constants the model's code uses (``ACTIVATIONS``), then the class or
