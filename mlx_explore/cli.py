@@ -21,6 +21,7 @@ the running one (as ``interrupted``) were stored, printed and written to ``--out
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import signal
 import sys
 import threading
@@ -120,9 +121,13 @@ def compare(
 class _StopSignals:
     """Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop a comparison the same clean way.
 
-    The first of them raises ``KeyboardInterrupt`` in the main thread, which the runner turns into
-    the ``interrupted`` run and :class:`~mlx_explore.runner.ComparisonInterrupted`; any further
-    signal while the finished runs are being stored and written is only acknowledged, so a second
+    The first of them sets :attr:`stop` and raises ``KeyboardInterrupt`` in the main thread, which
+    the runner turns into the ``interrupted`` run and :class:`~mlx_explore.runner.ComparisonInterrupted`.
+    :attr:`stop` is the backstop: a ``KeyboardInterrupt`` that lands inside library code which
+    swallows it (a bare ``except:`` around an optional import) would otherwise let the comparison
+    run on; the runner polls the event and stops the same way. Any further signal while the finished
+    runs are being stored and written is only acknowledged, with a plain ``os.write`` (a handler
+    that printed through rich could land inside rich's own first import and break it), so a second
     Ctrl-C (or a scheduler's SIGTERM after its SIGINT) cannot lose them. The exit code is the
     shell's convention, 128 + the signal's number: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
     """
@@ -131,6 +136,7 @@ class _StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.stop = threading.Event()  # set by the first signal; the runner's ``stop``
         self._previous: dict = {}
 
     @property
@@ -147,8 +153,12 @@ class _StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.received is None:
             self.received = signum
+            self.stop.set()
             raise KeyboardInterrupt
-        console.print(f"[yellow]{signal.Signals(signum).name}[/]: still saving the finished runs, one moment")
+        try:
+            os.write(2, f"{signal.Signals(signum).name}: still saving the finished runs, one moment\n".encode())
+        except OSError:  # stderr closed: nothing to tell
+            pass
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():  # signal.signal works only there
@@ -222,7 +232,8 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     interrupted = False
     try:
         with progress:
-            result = run_comparison(config, on_event=show, store=not no_store, db=db, trace_dir=trace_dir)
+            result = run_comparison(config, on_event=show, store=not no_store, db=db, trace_dir=trace_dir,
+                                    stop=signals.stop)  # fmt: skip
     except ConfigError as exc:
         _fail(exc.field, exc.message)
     except StoreError as exc:
@@ -233,6 +244,12 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
         console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): the running run was stopped "
                       f"and stored as interrupted; finished runs are kept")  # fmt: skip
         result, interrupted = exc.comparison, True
+    if signals.received is not None and not interrupted:
+        # The signal's KeyboardInterrupt was swallowed on its way (library code), and the stop event ended
+        # the comparison instead: the same outcome, said the same way.
+        console.print(f"[yellow]interrupted[/] ({signals.name}): the running run was stopped and stored as "
+                      f"interrupted; finished runs are kept")  # fmt: skip
+        interrupted = result.interrupted = True
     out_console.print(results_table(result))
     for r in result.runs:
         if r.status != "ok":
@@ -420,7 +437,7 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
     try:
         with progress:
             result = suite_module.run(size, frameworks=frameworks, device=device, threads=threads, export=export, db=db,
-                                      on_item=on_item, on_event=on_event)  # fmt: skip
+                                      on_item=on_item, on_event=on_event, stop=signals.stop)  # fmt: skip
     except ConfigError as exc:
         _fail("--" + exc.field.replace("_", "-"), exc.message)
     except StoreError as exc:
@@ -428,6 +445,8 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
     except DatasetUnavailable as exc:
         _fail("dataset", str(exc))
     except ComparisonInterrupted:
+        result = None
+    if result is None or signals.received is not None:  # a swallowed KeyboardInterrupt: the stop event ended it
         console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): finished runs are stored; "
                       f"the suite is incomplete, so the guide will not use it: run `mlx-explore suite` again")  # fmt: skip
         return signals.exit_code

@@ -53,6 +53,7 @@ versions are not comparable.
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,7 +295,7 @@ class SuiteResult:
 def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, device: str = "auto",
         threads: int | None = None, export: str = "none", db: str | Path | None = None,
         on_item: Callable[[SuiteItem, RunConfig, int], Any] | None = None,
-        on_event: Callable[[Any], Any] | None = None) -> SuiteResult:  # fmt: skip
+        on_event: Callable[[Any], Any] | None = None, stop: threading.Event | None = None) -> SuiteResult:  # fmt: skip
     """Run the suite's comparisons one after another and store every run, tagged.
 
     Args:
@@ -303,6 +304,9 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
         db: the results store (default ``$MLX_EXPLORE_DB``, else ``~/.mlx_explore/results.db``).
         on_item: called as ``on_item(item, config, index)`` before each comparison starts (progress).
         on_event: called with every event of every comparison (progress bars, live plots).
+        stop: a ``threading.Event``; setting it (a Stop button, a signal handler) stops the running
+            comparison as :func:`mlx_explore.runner.compare` does and starts no further item; the
+            result has ``interrupted=True`` and the session is incomplete.
 
     Returns:
         :class:`SuiteResult`. A framework that fails keeps its failed runs; the others' figures and
@@ -327,7 +331,10 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
         tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
                 "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device,
                 "suite_items": planned_items}  # fmt: skip
-        comparison = compare(config, on_event=on_event, db=db, tags=tags)
+        if stop is not None and stop.is_set():
+            result.interrupted = True
+            break
+        comparison = compare(config, on_event=on_event, db=db, tags=tags, stop=stop)
         result.comparisons[it.name] = comparison
         if comparison.store_error and result.store_error is None:
             result.store_error = comparison.store_error

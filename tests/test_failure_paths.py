@@ -121,6 +121,47 @@ def test_ctrl_c_before_any_run_and_a_second_ctrl_c_still_write_the_json(tmp_path
     assert _stored(results_db) == [(r["framework"], "interrupted") for r in doc["runs"]]
 
 
+_SWALLOWING_LIBRARY = """
+import os, signal, sys, time
+from mlx_explore import cli, runner
+
+real_iter_compare = runner.iter_compare
+
+def iter_compare(*args, **kwargs):
+    try:  # what a bare `except:` around an optional import in some library does to a Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+    except BaseException:
+        pass
+    yield from real_iter_compare(*args, **kwargs)
+
+runner.iter_compare = iter_compare
+sys.argv = ["mlx-explore", *sys.argv[1:]]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("command", ["compare", "suite"])
+def test_a_ctrl_c_that_library_code_swallows_still_stops_the_comparison(command, tmp_path, results_db):
+    """A Ctrl-C whose ``KeyboardInterrupt`` lands in library code that swallows it (seen in CI: the
+    comparison ran to its end and exited 0): the first signal's stop event ends it all the same, with
+    exit 130, the JSON marked interrupted and no run started after the Ctrl-C."""
+    script = tmp_path / "swallow.py"
+    script.write_text(_SWALLOWING_LIBRARY)
+    out = tmp_path / "out.json"
+    args = (["compare", "--frameworks", "sklearn", "--epochs", "2", "-q", "--out", str(out)] if command == "compare"
+            else ["suite", "--size", "small", "--frameworks", "sklearn", "-q"])  # fmt: skip
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 130, proc.stderr[-3000:] + proc.stdout[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "interrupted (SIGINT)" in proc.stderr
+    assert _stored(results_db) == []  # the Ctrl-C came before the first run: nothing ran, nothing stored
+    if command == "compare":
+        doc = load_json(out)
+        assert doc["interrupted"] is True and doc["runs"] == []
+
+
 def test_an_exception_in_a_callback_stores_the_running_run_as_failed(results_db):
     """An ``on_event`` callback that raises: the running run is stored as ``failed`` with the error,
     the finished run stays, its child is killed, and the exception reaches the caller."""
