@@ -241,15 +241,12 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     except DatasetUnavailable as exc:
         _fail("dataset", str(exc))
     except ComparisonInterrupted as exc:
+        result, interrupted = exc.comparison, True
+    if signals.received is not None:  # also when library code swallowed the KeyboardInterrupt and the stop event ended it
+        interrupted = result.interrupted = True
+    if interrupted:
         console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): the running run was stopped "
                       f"and stored as interrupted; finished runs are kept")  # fmt: skip
-        result, interrupted = exc.comparison, True
-    if signals.received is not None and not interrupted:
-        # The signal's KeyboardInterrupt was swallowed on its way (library code), and the stop event ended
-        # the comparison instead: the same outcome, said the same way.
-        console.print(f"[yellow]interrupted[/] ({signals.name}): the running run was stopped and stored as "
-                      f"interrupted; finished runs are kept")  # fmt: skip
-        interrupted = result.interrupted = True
     out_console.print(results_table(result))
     for r in result.runs:
         if r.status != "ok":
