@@ -74,8 +74,9 @@ echo "setup: installing into $VENV (first run: a few minutes)"
 have torch || "${pip[@]}" "torch==2.13.0"
 have tensorflow || "${pip[@]}" "tensorflow-cpu>=2.16"
 # The project itself, editable, with JAX/Flax/Optax, Keras 3, the notebook stack, the test tools and
-# the ONNX export (onnx, onnxruntime and the converters, pinned in pyproject.toml's onnx extra).
-"${pip[@]}" -e ".[jax,notebook,dev,onnx,gbdt]" "keras>=3.0" "xprof==2.24.2"
+# the ONNX export (onnx, onnxruntime and the converters, pinned in pyproject.toml's onnx extra), XGBoost
+# and LightGBM, Ray (sweeps) and MLflow (experiment tracking).
+"${pip[@]}" -e ".[jax,notebook,dev,onnx,gbdt,ray,mlflow]" "keras>=3.0" "xprof==2.24.2"
 link_voila_template "$py"
 echo "$want" > "$STAMP"
 "$VENV/bin/mlx-explore" env
