@@ -12,9 +12,10 @@ from .comparison import Comparison
 from .config import ConfigError, RunConfig
 from .env import environment
 from .runner import ComparisonInterrupted, compare, iter_compare
+from .sweeps import sweep
 from .version import __version__
 
 __all__ = [
     "Comparison", "ComparisonInterrupted", "ConfigError", "RunConfig", "compare", "environment", "iter_compare",
-    "__version__",
+    "sweep", "__version__",
 ]  # fmt: skip

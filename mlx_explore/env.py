@@ -24,7 +24,8 @@ def environment() -> dict:
     """Where a comparison ran, recorded with every run.
 
     Returns:
-        A JSON-ready dict: ``mlx_explore`` (this package's version), ``python``, ``platform``,
+        A JSON-ready dict: ``mlx_explore`` (this package's version), ``host`` (the machine's network
+        name, ``platform.node()``: which node of a cluster ran it), ``python``, ``platform``,
         ``machine``, ``cpu_model``, ``cpu_count`` (logical cores) and ``usable_cores`` (this
         process's affinity), ``gpus`` (the lines ``nvidia-smi`` lists: name, driver, memory; ``[]``
         without one), ``numpy``, ``versions`` (installed framework distributions, read from
@@ -40,6 +41,7 @@ def environment() -> dict:
     revision, dirty = _git_state()
     return {
         "mlx_explore": __version__,
+        "host": platform.node(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
