@@ -344,6 +344,83 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     return result
 
 
+def run_on_ray(size: str = "small", *, address: str | None = "auto", frameworks: Iterable[str] | str | None = None,
+               device: str = "auto", threads: int | None = None, export: str = "none", db: str | Path | None = None,
+               on_event: Callable[[Any, Any], Any] | None = None,
+               stop: threading.Event | None = None) -> list[SuiteResult]:  # fmt: skip
+    """Run the suite on every node of a Ray cluster at once: one complete session per node.
+
+    Each node runs its own session, its items one Ray task each, pinned to that node (Ray's
+    ``NodeAffinitySchedulingStrategy``, ``soft=False``), so a session never mixes machines and
+    :func:`latest` treats it like a session run there. Fairness as in ``sweeps``: a task holds
+    ``threads`` CPUs (default: all of the node's, so a node runs one item at a time) and is pinned to
+    cores no other timed run holds, and one GPU with ``device="gpu"`` (only nodes with a GPU then run
+    a session). The driver (this process) is the only writer of the store.
+
+    Args:
+        size, frameworks, device, threads, export, db: as :func:`run`.
+        address: the Ray cluster (``sweeps.connect``: ``"auto"``, ``"local"``, ``HOST:PORT``, ``ray://...``).
+        on_event: called as ``on_event(point, event)``; ``point.params`` holds ``item`` and ``host``.
+        stop: set it to cancel the outstanding items; finished runs are kept, sessions are incomplete.
+
+    Returns:
+        one :class:`SuiteResult` per node (its ``comparisons`` by item name).
+
+    Raises:
+        ConfigError: as :func:`run`; ``device="gpu"`` on a cluster without a GPU node; ``threads`` above a
+            node's CPUs.
+        sweeps.RayUnavailable: Ray missing or the cluster unreachable; nothing ran.
+        StoreError: the store cannot be used, before anything runs.
+    """
+    from . import sweeps
+
+    plan = configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
+    sweeps.connect(address)
+    nodes = [n for n in sweeps.alive_nodes() if n["cpus"] and (device != "gpu" or n["gpus"])]
+    if not nodes:
+        raise ConfigError("device", "no node of the Ray cluster has a GPU" if device == "gpu" else
+                          "the Ray cluster has no node with CPUs")  # fmt: skip
+    from .results import ResultsStore
+
+    ResultsStore(db).close()  # an unusable store fails here, before any task starts
+    result = sweeps.SweepResult(sweep_id=f"suite-{uuid.uuid4().hex[:6]}", name=SUITE_NAME, engine="ray", points=())
+    jobs, sessions, points = [], [], []
+    planned_items = ",".join(it.name for it, _ in plan)
+    for node in nodes:
+        session = f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        sessions.append((session, node))
+        node_threads = threads or int(node["cpus"])
+        if node_threads > node["cpus"]:
+            raise ConfigError("threads", f"{node_threads} threads, but node {node['host']} has {node['cpus']:g} CPUs")
+        for it, config in plan:
+            config = config.model_copy(update={"threads": node_threads})
+            point = sweeps.SweepPoint(len(points), {"item": it.name, "host": node["host"]}, config)
+            points.append(point)
+            tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
+                    "suite_session": session, "suite_planned": len(_run_plan(config)), "suite_device": device,
+                    "suite_items": planned_items}  # fmt: skip
+            gpu = device == "gpu" or (device == "auto" and node["gpus"] > 0)
+            jobs.append((point, config, tags, {"num_cpus": node_threads, "num_gpus": 1 if gpu else 0,
+                                               "node_id": node["node_id"]}))  # fmt: skip
+    result.points = tuple(points)
+    sweeps.run_jobs(jobs, result, db=db, store=True, on_event=on_event, stop=stop, name=f"suite {size}")
+    out = []
+    for session, node in sessions:
+        comparisons = {p.params["item"]: result.comparisons[p.index] for p, _, tags, _ in jobs
+                       if tags["suite_session"] == session and p.index in result.comparisons}  # fmt: skip
+        errors = [c.store_error for c in comparisons.values() if c.store_error]
+        out.append(SuiteResult(session=session, size=size, comparisons=comparisons,
+                               store_error=errors[0] if errors else None,
+                               interrupted=result.interrupted or len(comparisons) < len(plan)))  # fmt: skip
+    return out
+
+
+def _run_plan(config: RunConfig) -> list:
+    from .comparison import plan
+
+    return plan(config)
+
+
 def machine_id(env: dict) -> str:
     """A machine's identity as the suite compares it: CPU model, usable cores, GPUs.
 

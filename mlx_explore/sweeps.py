@@ -618,11 +618,39 @@ class _PointState:
 
 def _run_ray(spec: Sweep, result: SweepResult, *, address, db, store, on_event, on_point, stop, trace_dir) -> None:
     ray = ray_module()
-    from .runner import _StoreSink, default_model_root, default_trace_root
-
     node_cpus = _cluster_cpus_per_node(ray)
     gpus = float(ray.cluster_resources().get("GPU", 0))
-    planned = [(point, *_resources(point.config, node_cpus, gpus)) for point in spec.points]  # errors before any task
+    jobs = []
+    for point in spec.points:  # every point's resources are checked before any task starts
+        config, options = _resources(point.config, node_cpus, gpus)
+        jobs.append((point, config, _tags(spec, result, point), options))
+    run_jobs(jobs, result, db=db, store=store, on_event=on_event, on_point=on_point, stop=stop, trace_dir=trace_dir,
+             name=f"sweep {spec.name}")  # fmt: skip
+
+
+def alive_nodes() -> list[dict]:
+    """The Ray cluster's alive nodes: ``{"node_id", "host", "cpus", "gpus"}`` each, in ``ray.nodes()``'s order."""
+    ray = ray_module()
+    return [{"node_id": n["NodeID"], "host": n.get("NodeManagerHostname") or n.get("NodeManagerAddress"),
+             "cpus": n["Resources"].get("CPU", 0), "gpus": n["Resources"].get("GPU", 0)}
+            for n in ray.nodes() if n.get("Alive")]  # fmt: skip
+
+
+def run_jobs(jobs: list[tuple[SweepPoint, RunConfig, dict, dict]], result: SweepResult, *, db, store: bool,
+             on_event=None, on_point=None, stop=None, trace_dir=None, name: str = "sweep") -> None:  # fmt: skip
+    """Run comparisons as Ray tasks (Ray already connected) and fold what they stream into ``result``.
+
+    Args:
+        jobs: ``(point, config, tags, options)`` each: ``config`` the comparison (``threads`` set),
+            ``tags`` stored with its runs, ``options`` the task's Ray resources (``num_cpus``,
+            ``num_gpus``) and optionally ``node_id`` (run on that node only: Ray's
+            ``NodeAffinitySchedulingStrategy`` with ``soft=False``).
+        result: filled in: ``comparisons[point.index]``, ``interrupted``, ``store_error``.
+        name: names the tasks (``ray list tasks``).
+    """
+    ray = ray_module()
+    from .runner import _StoreSink, default_model_root, default_trace_root
+
     store_path = None
     if store:
         from .results import ResultsStore
@@ -633,13 +661,18 @@ def _run_ray(spec: Sweep, result: SweepResult, *, address, db, store, on_event, 
     models = str(default_model_root(store_path))
     task = ray.remote(remote_comparison)
     running: dict[Any, _PointState] = {}
-    for point, config, resources in planned:
-        tags = _tags(spec, result, point)
+    for point, config, tags, options in jobs:
+        options = dict(options)
+        node_id = options.pop("node_id", None)
+        if node_id is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
         sink = _StoreSink(db, config, tags) if store else None
         if sink is not None:
             sink.traces, sink.models = Path(traces), Path(models)
-        gen = task.options(**resources, max_retries=0, num_returns="streaming",
-                           name=f"mlx-explore sweep {spec.name} point {point.index}").remote(
+        gen = task.options(**options, max_retries=0, num_returns="streaming",
+                           name=f"mlx-explore {name} point {point.index}").remote(
             config.model_dump(mode="json"), traces, models)  # fmt: skip
         running[gen] = _PointState(point, config, sink, tags)
     try:

@@ -275,3 +275,33 @@ def test_the_command_joins_a_running_cluster_by_address_and_fails_fast_on_an_unr
     proc = run_cli("sweep", "--grid", str(grid), "--ray", "127.0.0.1:9", "--db", str(tmp_path / "r2.db"))
     assert proc.returncode == 2 and "cannot reach the Ray cluster" in proc.stderr, proc.stderr
     assert time.monotonic() - t0 < 30 and not (tmp_path / "r2.db").exists()
+
+
+@ray_group
+def test_the_suite_on_ray_runs_one_complete_session_per_node_that_the_guide_can_use(local_ray, results_db, monkeypatch):
+    from mlx_explore import suite
+
+    # two small items (the real ones take minutes): what is tested is the sessions, tags and nodes
+    items = (suite.SuiteItem("small_batch", "tiny", dict(QUICK, threads=None, model="mlp", dataset="digits",
+                                                         hidden=(16,), mode="eager"), small=dict(epochs=1)),
+             suite.SuiteItem("gbdt", "tiny", dict(model="gbdt", dataset="synthetic", n_samples=400, rounds=5,
+                                                  latency_steps=0), small=dict()))  # fmt: skip
+    monkeypatch.setattr(suite, "ITEMS", items)
+    results = suite.run_on_ray("small", address="local", frameworks="sklearn", db=results_db)
+    assert len(results) == len(sweeps.alive_nodes()) == 1  # the local instance is one node
+    result = results[0]
+    assert set(result.comparisons) == {"small_batch", "gbdt"} and not result.interrupted
+    for comparison in result.comparisons.values():
+        assert comparison.runs[0].status == "ok" and comparison.config.threads == len(os.sched_getaffinity(0))
+    table = suite.sessions(results_db)
+    assert list(table["session"]) == [result.session] and table["complete"].iloc[0], table.to_dict("records")
+    assert set(suite.latest(results_db)["suite_item"]) == {"small_batch", "gbdt"}  # this machine's session
+
+
+def test_sweep_plot_draws_a_stored_sweep(results_db):
+    from widgets import SweepPlot
+
+    result = mlx_explore.sweep({"base": QUICK, "grid": {"batch_size": [16, 32]}})
+    plot = SweepPlot(sweeps.table(result.sweep_id))
+    assert sorted(plot.table["batch_size"]) == [16, 32]
+    assert {t.name for t in plot.figure.data} >= {"sklearn"}
