@@ -6,7 +6,8 @@ every run in the results store, write ``--out`` JSON. ``mlx-explore results``: l
 standard suite and store it; ``mlx-explore guide``: rank the frameworks for a scenario from it
 (``suite.py``, ``guide.py``). ``mlx-explore profile``: where a training step's time goes, by each
 framework's own profiler (``profiling.py``). ``mlx-explore dashboard``: serve the Voila dashboards
-(``dashboard.py``) until Ctrl-C.
+(``dashboard.py``) until Ctrl-C. ``mlx-explore export mlflow``: log stored runs to MLflow
+(``tracking.py``); ``compare --mlflow`` logs them as they end.
 
 Exit codes: 0 every framework finished, was skipped or is unsupported; 1 a framework failed,
 diverged or timed out (its row says why, the others are kept); 2 bad input (the message names
@@ -30,6 +31,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -37,6 +39,7 @@ from . import frameworks as registry
 from .config import DEEP_FRAMEWORKS, FRAMEWORKS, ConfigError, RunConfig
 from .data import DatasetUnavailable
 from .events import Epoch, Failed, Finished, Skipped, Started, Step
+from .tracking import TrackingError
 
 #: The columns ``mlx-explore profile`` profiles by default: those that train in steps.
 PROFILED = (*DEEP_FRAMEWORKS, "sklearn")
@@ -100,6 +103,10 @@ def compare(
     db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
     no_store: bool = typer.Option(False, "--no-store", help="do not write the runs to the results store"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    mlflow: bool = typer.Option(False, "--mlflow", help="also log every run to MLflow as it ends ($MLFLOW_TRACKING_URI, "
+                                "else sqlite mlflow.db beside the results store)"),
+    mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", help="log to this MLflow tracking URI (implies --mlflow)"),
+    mlflow_experiment: Optional[str] = typer.Option(None, "--mlflow-experiment", help="MLflow experiment [default: mlx-explore]"),
 ) -> None:
     """Train the same model in each framework, one child process each, and compare them."""
     with _StopSignals() as signals:
@@ -111,7 +118,8 @@ def compare(
                 deterministic=deterministic, latency_steps=latency_steps, log_every=log_every, timeout_s=timeout,
                 n_samples=n_samples, n_features=n_features, data_dir=data_dir, profile_steps=profile_steps,
                 export=export, seq_len=seq_len, rounds=rounds, max_depth=max_depth,
-            ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals)  # fmt: skip
+            ), out=out, db=db, no_store=no_store, quiet=quiet, signals=signals,
+                mlflow=mlflow_uri or mlflow or None, mlflow_experiment=mlflow_experiment)  # fmt: skip
         except KeyboardInterrupt:  # before the comparison began (imports, validation): nothing ran
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
             code = signals.exit_code
@@ -193,10 +201,13 @@ def _check_out(out: Path) -> None:
 
 
 def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool, quiet: bool,
-             signals: _StopSignals, trace_dir: Path | None = None, report=None, rename: dict | None = None) -> int:  # fmt: skip
+             signals: _StopSignals, trace_dir: Path | None = None, report=None, rename: dict | None = None,
+             mlflow: bool | str | None = None, mlflow_experiment: str | None = None) -> int:  # fmt: skip
     """The ``compare`` command's work; returns the exit code (see the module docstring). ``report(result)``
     prints more after the table (``profile``); ``rename`` maps a ``RunConfig`` field to the option a
-    command calls it (``profile_steps`` is ``--steps`` in ``profile``)."""
+    command calls it (``profile_steps`` is ``--steps`` in ``profile``); ``mlflow`` and ``mlflow_experiment``
+    go to ``runner.compare`` (an unusable MLflow URI exits 2 before anything runs; a failure part way is
+    a warning: the runs are stored, ``mlx-explore export mlflow`` logs the rest)."""
     rename = rename or {}
     from .results import StoreError
     from .comparison import plan, run_label
@@ -233,11 +244,13 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     try:
         with progress:
             result = run_comparison(config, on_event=show, store=not no_store, db=db, trace_dir=trace_dir,
-                                    stop=signals.stop)  # fmt: skip
+                                    stop=signals.stop, mlflow=mlflow, mlflow_experiment=mlflow_experiment)  # fmt: skip
     except ConfigError as exc:
         _fail(exc.field, exc.message)
     except StoreError as exc:
         _fail("db", str(exc))
+    except TrackingError as exc:
+        _fail_tracking("--mlflow-uri" if isinstance(mlflow, str) else "--mlflow", exc)
     except DatasetUnavailable as exc:
         _fail("dataset", str(exc))
     except ComparisonInterrupted as exc:
@@ -266,6 +279,7 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
             console.print(f"Writing the results to {out.resolve()} instead.")
     elif result.db:
         out_console.print(f"stored in {result.db} (mlx-explore results --db {result.db})")
+    _print_mlflow(result)
     if report is not None:
         report(result)
     elif any(r.profile or "profile" in r.notes for r in result.runs):
@@ -285,6 +299,27 @@ def _compare(fields: dict, *, out: Path | None, db: Path | None, no_store: bool,
     if any(r.status in ("failed", "diverged", "timeout", "interrupted") for r in result.runs):
         return 1
     return 0
+
+
+def _fail_tracking(option: str, exc: Exception, code: int = 2) -> None:
+    """Print ``error: OPTION: MESSAGE`` of a ``tracking.TrackingError`` (its text is not rich markup: it
+    holds ``mlx-explore[mlflow]``) and exit ``code`` (2: bad input or refused before anything ran)."""
+    console.print(f"[bold red]error[/]: {option}: {escape(str(exc))}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _print_mlflow(result) -> None:
+    """Where ``compare --mlflow`` logged the runs, or why it stopped (a warning: the runs are stored)."""
+    info = getattr(result, "mlflow", None)
+    if not info:
+        return
+    if info.get("error"):
+        console.print(f"[yellow]warning[/]: MLflow logging stopped: {escape(info['error'])}. The runs are in the results "
+                      f"store; log the rest with: mlx-explore export mlflow --tracking-uri {info['tracking_uri']}"
+                      + (f" --db {result.db}" if result.db else ""), highlight=False)  # fmt: skip
+    else:
+        out_console.print(f"logged to MLflow {info['tracking_uri']}, experiment {info['experiment']!r}: parent run "
+                          f"{info['parent_run_id']}, {len(info['run_ids'])} run(s)", highlight=False)  # fmt: skip
 
 
 def results_table(result) -> Table:
@@ -787,6 +822,48 @@ def dashboard(
     except DashboardError as exc:
         _fail(exc.field, exc.message)
     raise typer.Exit(code)
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Log stored runs to other tools (MLflow).")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI: sqlite:///FILE, "
+                                               "http(s)://HOST:PORT, postgresql://... (default: $MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///<store folder>/mlflow.db)"),
+    experiment: str = typer.Option("mlx-explore", help="MLflow experiment (made if missing)"),
+    since: Optional[str] = typer.Option(None, help="only runs stored since this date/time (ISO 8601, UTC)"),
+) -> None:
+    """Log the stored runs to MLflow: a parent run per comparison, a nested run per framework run; runs
+    already logged are skipped. Exit 0 done, 1 MLflow unreachable, missing or failed part way, 2 bad input."""
+    from .results import StoreError, default_path
+    from .tracking import TrackingError
+    from .tracking import export_mlflow as export
+
+    if tracking_uri is not None and not tracking_uri.strip():
+        _fail("--tracking-uri", "empty; give e.g. sqlite:////abs/path/mlflow.db or http://127.0.0.1:5000")
+    try:
+        result = export(db, tracking_uri=tracking_uri, experiment=experiment, since=since)
+    except ValueError as exc:  # "since: ..."
+        field, _, message = str(exc).partition(": ")
+        _fail("--" + field, message) if message and field.isidentifier() else _fail("export", str(exc))
+    except StoreError as exc:
+        _fail("--db", str(exc))
+    except TrackingError as exc:
+        if exc.reason == "bad input":
+            _fail_tracking("--experiment" if str(exc).startswith("experiment") else "--tracking-uri", exc)
+        _fail_tracking("mlflow", exc, code=1)
+    out_console.print(f"MLflow {result.tracking_uri}, experiment {result.experiment!r} (id {result.experiment_id}, "
+                      f"artifacts in {result.artifact_location}) from {db or default_path()}:", highlight=False)
+    out_console.print(f"  logged {len(result.logged)} run(s), {len(result.skipped)} already there (skipped), "
+                      f"{result.parents_created} comparison parent run(s) created"
+                      + (f", {len(result.removed)} stale half-logged run(s) deleted" if result.removed else ""),
+                      highlight=False)  # fmt: skip
+    if result.tracking_uri.startswith("sqlite:"):
+        out_console.print(f"  view them: mlflow ui --backend-store-uri {result.tracking_uri}", highlight=False)
 
 
 def main() -> None:

@@ -132,6 +132,8 @@ def compare(
     stop: threading.Event | None = None,
     tags: dict | None = None,
     trace_dir: str | Path | None = None,
+    mlflow: bool | str | None = None,
+    mlflow_experiment: str | None = None,
     **kwargs: Any,
 ) -> Comparison:
     """Run a comparison to the end and return its results; each run is written to the results
@@ -158,17 +160,28 @@ def compare(
         trace_dir: the traces folder of profiled runs (``profile_steps`` > 0); default ``traces/``
             beside the store (:func:`default_trace_root`). A stored run's traces are moved to
             ``<trace_dir>/<run_id>/`` and its op table is stored with it (``results.load_profiles``).
+        mlflow: also log every run to MLflow as it ends (``tracking.py``): ``True`` logs to the default
+            tracking URI (``$MLFLOW_TRACKING_URI``, else ``sqlite:///`` ``mlflow.db`` beside the store), a
+            string to that tracking URI; ``None``/``False``: no MLflow (it is not imported). One parent run
+            for the comparison, a nested child run per run, tagged with its run id so that
+            ``tracking.export_mlflow`` later logs nothing twice (runs of ``store=False`` have no run id).
+        mlflow_experiment: the MLflow experiment (default ``tracking.DEFAULT_EXPERIMENT``, ``mlx-explore``).
 
     Returns:
         :class:`Comparison` with one record per run of ``plan(config)`` that started, whatever its status.
         If the store could not be written part way (disk full, read-only), the comparison still runs
-        to its end and ``store_error`` says why; the runs not stored have ``run_id`` ``None``.
+        to its end and ``store_error`` says why; the runs not stored have ``run_id`` ``None``. With
+        ``mlflow``, ``mlflow_error`` says why MLflow logging stopped part way (``None``: every run was
+        logged; the comparison and the store are unaffected) and ``mlflow`` is ``MlflowSink.summary()``
+        (tracking URI, experiment, parent and child MLflow run ids).
 
     Raises:
         ConfigError, DatasetUnavailable: as :func:`iter_compare` (nothing is stored then: the
             comparison's row is written with its first run).
         StoreError: the store cannot be used: corrupt, from a newer version, read-only, a path
             under a file (raised before anything runs).
+        TrackingError: ``mlflow`` asked for and MLflow is not installed, its URI is bad or unreachable
+            (raised before anything runs; nothing is stored or logged).
         ComparisonInterrupted: Ctrl-C; finished runs are kept in the store and in its ``comparison``,
             the running one is stored as ``interrupted``.
         Exception: anything else that stops the comparison (an ``on_event`` callback that raises)
@@ -178,11 +191,17 @@ def compare(
     config = config if config is not None else RunConfig.build(**kwargs)
     comparison = Comparison(config=config, env={}, runs=[])
     collect = Collector()
-    sink = None
+    sink = tracker = None
+    comparison.mlflow_error = comparison.mlflow = None
     try:
         if store:
             sink = _StoreSink(db, config, tags)  # an unusable store fails here, before anything runs
             comparison.db = str(sink.path)
+        if mlflow:  # a missing MLflow or an unreachable tracking URI fails here, before anything runs
+            from .tracking import MlflowSink
+
+            tracker = MlflowSink(mlflow if isinstance(mlflow, str) else None, mlflow_experiment,
+                                 config=config.model_dump(mode="json"), tags=tags, store=sink.path if sink else None)
         comparison.env = environment()
         traces = Path(trace_dir).expanduser() if trace_dir is not None else default_trace_root(sink.path if sink else None)
         models = default_model_root(sink.path if sink else None)
@@ -195,20 +214,23 @@ def compare(
                 rec.label = run_label(config, rec.framework, rec.mode, rec.repeat)
                 if isinstance(event, TERMINAL) and sink is not None:
                     sink.add(rec, comparison.env)
+                if isinstance(event, TERMINAL) and tracker is not None:
+                    tracker.add(rec, comparison.env, sink.comparison_id if sink else None)
                 if on_event is not None:
                     on_event(event)
         finally:
             events.close()  # kills a running child, removes the bundle's temporary folder
     except KeyboardInterrupt:
-        _end_unfinished(collect, sink, comparison.env, "interrupted", "interrupted (Ctrl-C) after {steps} logged steps")
-        _finish(comparison, config, collect, sink, interrupted=True)
+        _end_unfinished(collect, sink, comparison.env, "interrupted", "interrupted (Ctrl-C) after {steps} logged steps",
+                        tracker)  # fmt: skip
+        _finish(comparison, config, collect, sink, interrupted=True, tracker=tracker)
         raise ComparisonInterrupted(comparison) from None
     except BaseException as exc:  # an on_event callback, a store write, ...: keep what ran, then re-raise
         reason = "the comparison stopped after {steps} logged steps: " + f"{type(exc).__name__}: {exc}"[:500]
-        _end_unfinished(collect, sink, comparison.env, "failed", reason)
-        _finish(comparison, config, collect, sink, interrupted=False)
+        _end_unfinished(collect, sink, comparison.env, "failed", reason, tracker)
+        _finish(comparison, config, collect, sink, interrupted=False, tracker=tracker)
         raise
-    _finish(comparison, config, collect, sink, interrupted=bool(stop is not None and stop.is_set()))
+    _finish(comparison, config, collect, sink, interrupted=bool(stop is not None and stop.is_set()), tracker=tracker)
     return comparison
 
 
@@ -300,22 +322,29 @@ def _file_traces(profile: dict, target: Path) -> dict:
     return profile
 
 
-def _end_unfinished(collect: Collector, sink: _StoreSink | None, env: dict, status: str, reason: str) -> None:
-    """Give every run still running ``status`` (``reason`` may use ``{steps}``) and store it."""
+def _end_unfinished(collect: Collector, sink: _StoreSink | None, env: dict, status: str, reason: str,
+                    tracker=None) -> None:  # fmt: skip
+    """Give every run still running ``status`` (``reason`` may use ``{steps}``) and store it (and log it to
+    MLflow when ``tracker``, a ``tracking.MlflowSink``, is given)."""
     for rec in collect.records.values():
         if not rec.finished:
             rec.status, rec.reason = status, reason.replace("{steps}", str(len(rec.curve)), 1)
             if sink is not None:
                 sink.add(rec, env)
+            if tracker is not None:
+                tracker.add(rec, env, sink.comparison_id if sink is not None else None)
 
 
 def _finish(comparison: Comparison, config: RunConfig, collect: Collector, sink: _StoreSink | None,
-            interrupted: bool) -> None:  # fmt: skip
+            interrupted: bool, tracker=None) -> None:  # fmt: skip
     comparison.runs = _in_plan_order(config, collect)
     comparison.interrupted = comparison.interrupted or interrupted
     if sink is not None:
         comparison.store_error = sink.error
         sink.close()
+    if tracker is not None:  # a tracking.MlflowSink: ends the comparison's parent run
+        tracker.close(interrupted=comparison.interrupted)
+        comparison.mlflow_error, comparison.mlflow = tracker.error, tracker.summary()
 
 
 def _store_row(config: RunConfig, rec: RunRecord, tags: dict) -> dict:
