@@ -362,3 +362,34 @@ def test_cli_regress_exits_2_naming_the_option(change, tmp_path):
     result = _invoke(["regress", *args, "--no-store", "--report", str(tmp_path / "report")], tmp_path)
     _check_cli(result, REGRESS_OPTIONS)
     assert result.exit_code == 2, result.output  # never runs: the baseline cannot be used
+
+
+# ------------------------------------------------------------------ sweep (issue 19)
+
+#: A sweep file's content: the four keys and some others, RunConfig fields and misspelt ones, values of
+#: every kind. The store is always unusable, so a valid sweep exits 2 naming ``--db`` before a comparison
+#: runs; a bad one exits 2 naming ``--grid`` and the place in the file.
+_SWEEP_VALUE = st.one_of(any_int, any_float, st.sampled_from(["mlp", "logreg", "sklearn", "torch,jax", "wine", "x", ""]),
+                         st.none(), st.booleans())  # fmt: skip
+_SWEEP_FIELDS = st.dictionaries(st.sampled_from(["model", "dataset", "frameworks", "batch_size", "epochs", "lr", "seed",
+                                                 "modle", "batchsize", ""]), _SWEEP_VALUE, max_size=4)  # fmt: skip
+SWEEP_DOCS = st.dictionaries(
+    st.sampled_from(["name", "base", "grid", "runs", "grids", "extra"]),
+    st.one_of(_SWEEP_FIELDS, st.dictionaries(st.sampled_from(["batch_size", "seed", "modle", "frameworks"]),
+                                             st.lists(_SWEEP_VALUE, max_size=3), max_size=2),
+              st.lists(_SWEEP_FIELDS, max_size=3), texts, any_int),
+    max_size=4)  # fmt: skip
+SWEEP_OPTIONS = {"--grid": None, "--ray": st.sampled_from(["127.0.0.1:9", "not an address", "", "ray://127.0.0.1:9"]),
+                 "--db": None}  # fmt: skip
+
+
+@given(doc=SWEEP_DOCS, ray=st.one_of(st.none(), SWEEP_OPTIONS["--ray"]))
+def test_cli_sweep_exits_2_naming_the_grid_place_or_the_option(doc, ray, tmp_path):
+    import yaml
+
+    grid = tmp_path / "sweep.yaml"
+    grid.write_text(yaml.safe_dump(doc))
+    args = ["sweep", "--grid", str(grid), "--db", "/etc/passwd/r.db", "--quiet", *(["--ray", ray] if ray is not None else [])]
+    result = _invoke(args, tmp_path)
+    _check_cli(result, SWEEP_OPTIONS)
+    assert result.exit_code == 2, result.output  # never runs: the grid, the cluster or the store is unusable
