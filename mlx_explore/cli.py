@@ -62,7 +62,7 @@ def _fail(field: str, message: str) -> None:
     option = _OPTION_OF_FIELD.get(field, field)
     if option.replace("_", "-") in _COMPARE_OPTIONS:
         field = "--" + option.replace("_", "-")
-    console.print(f"[bold red]error[/]: {field}: {message}", highlight=False)
+    console.print(f"[bold red]error[/]: {field}: {escape(message)}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -414,13 +414,16 @@ def suite(
     threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
     export: str = typer.Option("none", "--export", help="onnx: also export every trained model to ONNX and time it in ONNX Runtime | none"),
     db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="run a whole session on every node of a Ray cluster at once "
+                                      "(auto | local | HOST:PORT | ray://HOST:PORT); without it the suite runs here"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
-    """Run the standard suite (the guide's measurements) on this machine and store every run, tagged."""
+    """Run the standard suite (the guide's measurements) on this machine, or on each node of a Ray cluster, and
+    store every run, tagged."""
     with _StopSignals() as signals:
         try:
             code = _suite(size=size, frameworks=frameworks, device=device, threads=threads, export=export, db=db,
-                          quiet=quiet, signals=signals)  # fmt: skip
+                          quiet=quiet, signals=signals, ray=ray)  # fmt: skip
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
             code = signals.exit_code
@@ -428,7 +431,7 @@ def suite(
 
 
 def _suite(*, size: str, frameworks: str, device: str, threads: int | None, export: str, db: Path | None,
-           quiet: bool, signals: _StopSignals) -> int:  # fmt: skip
+           quiet: bool, signals: _StopSignals, ray: str | None = None) -> int:  # fmt: skip
     from . import suite as suite_module
     from .comparison import plan
     from .results import StoreError, default_path
@@ -438,6 +441,9 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
         items = suite_module.configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
     except ConfigError as exc:
         _fail("--" + exc.field.replace("_", "-"), exc.message)
+    if ray is not None:
+        return _suite_on_ray(size=size, frameworks=frameworks, device=device, threads=threads, export=export, db=db,
+                             quiet=quiet, signals=signals, ray=ray)  # fmt: skip
     progress = Progress(
         TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), console=console, disable=quiet, transient=False,
@@ -482,8 +488,23 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
         console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): finished runs are stored; "
                       f"the suite is incomplete, so the guide will not use it: run `mlx-explore suite` again")  # fmt: skip
         return signals.exit_code
+    failed = _print_suite(result, size)
+    if result.store_error:
+        console.print(f"[bold red]error[/]: db: the results store could not be written: {result.store_error}. "
+                      f"The guide needs a stored suite: free space or pass --db PATH, then run the suite again.")
+        return EXIT_STORE
+    where = db or default_path()
+    out_console.print(f"stored in {where} as suite session {result.session}; next: mlx-explore guide"
+                      + (f" --db {db}" if db else ""))  # fmt: skip
+    return 1 if failed else 0
+
+
+def _print_suite(result, size: str, host: str | None = None) -> bool:
+    """Print a suite session's table (one row per run); True when a run failed, diverged or timed out."""
+    from . import suite as suite_module
+
     table = Table(title=f"suite {suite_module.SUITE_NAME} v{suite_module.SUITE_VERSION}, size {size}, "
-                        f"session {result.session}")  # fmt: skip
+                        f"session {result.session}" + (f", node {host}" if host else ""))  # fmt: skip
     for col in ("item", "run", "status", "samples/s", "compile [s]", "train [s]", "batch-1 p50 [ms]", "peak RSS [MiB]",
                 "test acc", "ROC-AUC", "run id"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("item", "run", "status") else "right")
@@ -499,18 +520,173 @@ def _suite(*, size: str, frameworks: str, device: str, threads: int | None, expo
                           _cell(m.get("test_accuracy"), ".3f"), _cell(m.get("test_roc_auc"), ".3f"),
                           str(r.run_id) if r.run_id is not None else "-")  # fmt: skip
     out_console.print(table)
-    if result.store_error:
-        console.print(f"[bold red]error[/]: db: the results store could not be written: {result.store_error}. "
-                      f"The guide needs a stored suite: free space or pass --db PATH, then run the suite again.")
+    return failed
+
+
+def _suite_on_ray(*, size: str, frameworks: str, device: str, threads: int | None, export: str, db: Path | None,
+                  quiet: bool, signals: _StopSignals, ray: str) -> int:  # fmt: skip
+    from . import suite as suite_module
+    from . import sweeps
+    from .results import StoreError, default_path
+
+    try:
+        sweeps.connect(ray)
+    except sweeps.RayUnavailable as exc:
+        _fail("--ray", str(exc))
+    progress = Progress(
+        TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=console, disable=quiet, transient=False,
+    )  # fmt: skip
+    live: dict[tuple, int] = {}
+
+    def on_event(point, event) -> None:
+        key = (point.index, *event.run_key)
+        if isinstance(event, Started):
+            live[key] = progress.add_task(f"{point.params['host']} {point.params['item']} {event.framework}/{event.mode}"[:36],
+                                          total=event.total_steps, info=f"on {event.device}")  # fmt: skip
+        elif isinstance(event, Step) and key in live:
+            progress.update(live[key], completed=event.step, info=f"loss {event.loss:.4f}")
+        elif isinstance(event, (Finished, Failed, Skipped)) and key in live:
+            progress.remove_task(live.pop(key))
+
+    try:
+        with progress:
+            results = suite_module.run_on_ray(size, address=ray, frameworks=frameworks, device=device, threads=threads,
+                                              export=export, db=db, on_event=on_event, stop=signals.stop)  # fmt: skip
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-"), exc.message)
+    except StoreError as exc:
+        _fail("--db", str(exc))
+    except DatasetUnavailable as exc:
+        _fail("dataset", str(exc))
+    except sweeps.RayUnavailable as exc:
+        _fail("--ray", str(exc))
+    failed = False
+    for result in results:
+        host = next((c.env.get("host") for c in result.comparisons.values() if c.env), None)
+        failed = _print_suite(result, size, host) or failed
+    if signals.received is not None or any(r.interrupted for r in results):
+        console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): finished runs are stored; "
+                      f"the sessions are incomplete, so the guide will not use them")  # fmt: skip
+        return signals.exit_code
+    if any(r.store_error for r in results):
+        console.print(f"[bold red]error[/]: db: the results store could not be written: "
+                      f"{next(r.store_error for r in results if r.store_error)}")  # fmt: skip
         return EXIT_STORE
-    where = db or default_path()
-    out_console.print(f"stored in {where} as suite session {result.session}; next: mlx-explore guide"
-                      + (f" --db {db}" if db else ""))  # fmt: skip
+    out_console.print(f"stored in {db or default_path()} as {len(results)} suite session(s), one per node: "
+                      f"{', '.join(r.session for r in results)}; the guide reads a node's session on that node, or "
+                      f"with mlx-explore guide --suite SESSION")  # fmt: skip
     return 1 if failed else 0
 
 
 def _cell(value, fmt: str) -> str:
     return "-" if value is None or value != value else format(value, fmt)
+
+
+@app.command()
+def sweep(
+    grid: Path = typer.Option(..., "--grid", help="the sweep file (YAML: base, grid, runs; see examples/sweep.yaml)"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="run each comparison as a Ray task: local (start Ray on this "
+                                      "machine) | auto (join this machine's cluster) | HOST:PORT | ray://HOST:PORT; "
+                                      "without it the comparisons run one after another here"),
+    db: Optional[Path] = typer.Option(None, help="results store (default $MLX_EXPLORE_DB or ~/.mlx_explore/results.db)"),
+    no_store: bool = typer.Option(False, "--no-store", help="do not write the runs to the results store"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Run a sweep (a grid of comparisons), here one after another or on a Ray cluster, and store every run."""
+    with _StopSignals() as signals:
+        try:
+            code = _sweep(grid=grid, ray=ray, db=db, no_store=no_store, quiet=quiet, signals=signals)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): stopped before any run started")
+            code = signals.exit_code
+    raise typer.Exit(code)
+
+
+def _sweep(*, grid: Path, ray: str | None, db: Path | None, no_store: bool, quiet: bool, signals: _StopSignals) -> int:
+    from . import sweeps
+    from .results import StoreError, default_path
+
+    try:
+        spec = sweeps.load(grid)
+    except ConfigError as exc:
+        console.print(f"[bold red]error[/]: --grid: {grid}: {exc.field}: {escape(exc.message)}", highlight=False)
+        return 2
+    engine = "ray" if ray is not None else "local"
+    if ray is not None:  # Ray missing or the cluster unreachable: said before anything else
+        try:
+            sweeps.connect(ray)
+        except sweeps.RayUnavailable as exc:
+            _fail("--ray", str(exc))
+    progress = Progress(
+        TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=console, disable=quiet, transient=False,
+    )  # fmt: skip
+    where = f" on Ray ({ray})" if ray is not None else ""
+    overall = progress.add_task(f"sweep {spec.name}: {len(spec.points)} comparisons{where}", total=spec.total_runs,
+                                info="")  # fmt: skip
+    live: dict[tuple, int] = {}  # the live runs, one line each: (point, framework, mode, repeat) -> task
+
+    def on_event(point, event) -> None:
+        key = (point.index, *event.run_key)
+        label = f"#{point.index} {point.label} {event.framework}/{event.mode}"[:30]
+        if isinstance(event, Started):
+            live[key] = progress.add_task(label, total=event.total_steps, info=f"on {event.device}")
+        elif isinstance(event, Step) and key in live:
+            progress.update(live[key], completed=event.step, info=f"loss {event.loss:.4f}")
+        elif isinstance(event, (Finished, Failed, Skipped)):
+            progress.advance(overall)
+            if key in live:
+                progress.remove_task(live.pop(key))
+            style = "green" if event.status == "ok" else "yellow"
+            progress.update(overall, info=f"last: #{point.index} {event.framework}/{event.mode} [{style}]{event.status}[/]")
+
+    try:
+        with progress:
+            result = sweeps.sweep(spec, engine, ray_address=ray, db=db, store=not no_store, on_event=on_event,
+                                  stop=signals.stop)  # fmt: skip
+    except ConfigError as exc:
+        _fail("--" + exc.field.replace("_", "-") if exc.field in ("threads", "device") else exc.field, exc.message)
+    except StoreError as exc:
+        _fail("--db", str(exc))
+    except DatasetUnavailable as exc:
+        _fail("dataset", str(exc))
+    except sweeps.RayUnavailable as exc:
+        _fail("--ray", str(exc))
+    interrupted = result.interrupted or signals.received is not None
+    table = Table(title=f"sweep {spec.name} ({result.engine}{', ' + result.ray_address if result.ray_address else ''}), "
+                        f"id {result.sweep_id}")  # fmt: skip
+    for col in ("#", "point", "run", "status", "host", "samples/s", "compile [s]", "train [s]", "peak RSS [MiB]",
+                "test acc", "run id"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("point", "run", "status", "host") else "right")
+    failed = False
+    for index, comparison in sorted(result.comparisons.items()):
+        point = result.points[index]
+        for r in comparison.runs:
+            m = r.metrics
+            failed = failed or r.status in ("failed", "diverged", "timeout")
+            style = "green" if r.status == "ok" else "yellow"
+            table.add_row(str(index), point.label, r.label, f"[{style}]{r.status}[/]", str(comparison.env.get("host", "-")),
+                          _cell(m.get("samples_per_s"), ",.0f"), _cell(m.get("compile_s"), ".2f"),
+                          _cell(m.get("train_s"), ".2f"), _cell(m.get("peak_rss_mb"), ".0f"),
+                          _cell(m.get("test_accuracy"), ".3f"), str(r.run_id) if r.run_id is not None else "-")  # fmt: skip
+    out_console.print(table)
+    for index, comparison in sorted(result.comparisons.items()):
+        for r in comparison.runs:
+            if r.status not in ("ok", "skipped", "unsupported"):
+                out_console.print(f"[yellow]#{index} {r.label}[/] {r.status}: {r.reason}", highlight=False)
+    if interrupted:
+        done = sum(len(c.runs) for c in result.comparisons.values())
+        console.print(f"[yellow]interrupted[/] ({signals.name or 'KeyboardInterrupt'}): outstanding comparisons were "
+                      f"cancelled; the {done} run(s) above are kept")  # fmt: skip
+        return signals.exit_code
+    if result.store_error:
+        console.print(f"[bold red]error[/]: db: the results store could not be written: {result.store_error}")
+        return EXIT_STORE
+    if not no_store:
+        out_console.print(f"stored in {db or default_path()} as sweep {result.sweep_id} "
+                          f"(mlx_explore.sweeps.table({result.sweep_id!r}))")  # fmt: skip
+    return 1 if failed else 0
 
 
 @app.command()
