@@ -13,8 +13,8 @@ setup-tests:  # set-up plus headless Chromium for the browser test (apt-get; roo
 demo: setup
 	$(BIN)/mlx-explore compare --model mlp --dataset digits --frameworks torch,jax,tensorflow,sklearn --epochs 10 --out results/mlp_digits.json
 
-test: setup-tests  # two pytest workers (pytest-xdist): most tests wait on child processes, and CI has 30 minutes
-	$(BIN)/python -m pytest -q -n 2 --durations=40
+test: setup-tests  # two pytest workers (pytest-xdist): most tests wait on child processes, and CI has 30 minutes; loadgroup: the Ray tests (xdist_group "ray") share one worker and one Ray instance
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=40
 
 fuzz: setup  # the generated bad-input suite, far longer than CI runs it (tests/test_bad_input.py)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_bad_input.py

@@ -104,3 +104,20 @@ def write_suite(db: Path, frameworks=("torch", "jax", "tensorflow", "sklearn"), 
 def other_machine_env() -> dict:
     """This machine's environment with another CPU model: :func:`suite.machine_id` differs."""
     return environment() | {"cpu_model": "Some Other CPU 9000", "gpus": ["NVIDIA A100-SXM4-80GB, 550.0, 81920 MiB"]}
+
+
+def tiny_items() -> tuple:
+    """The suite's scikit-learn items (``small_batch``, ``large_batch``, ``parity``, ``gbdt``) with their
+    names, models and kinds of settings but data and training a few seconds long, for tests of what runs
+    the suite (a button, a cluster) rather than of its figures: monkeypatch ``suite.ITEMS`` with them."""
+    return (
+        suite.SuiteItem("small_batch", "tiny MLP, eager and compiled", dict(model="mlp", dataset="wine", hidden=(16,),
+                        batch_size=16, mode="both"), small=dict(epochs=1, latency_steps=10)),
+        suite.SuiteItem("large_batch", "tiny MLP on synthetic data", dict(model="mlp", dataset="synthetic", hidden=(16,),
+                        n_features=20, n_classes=2, batch_size=64, mode="both"), small=dict(n_samples=400, epochs=1,
+                                                                                            latency_steps=10)),
+        suite.SuiteItem("parity", "SGD, 2 repeats", dict(model="mlp", dataset="wine", hidden=(16,), optimizer="sgd",
+                        lr=0.05, mode="compiled", repeat=2, deterministic=True, latency_steps=0), small=dict(epochs=1)),
+        suite.SuiteItem("gbdt", "tiny boosting", dict(model="gbdt", dataset="synthetic", n_samples=600, rounds=5,
+                        max_depth=3), small=dict(latency_steps=10)),
+    )  # fmt: skip

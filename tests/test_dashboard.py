@@ -97,7 +97,12 @@ def test_trend_metric_and_workload_redraw_and_a_drop_is_named(tmp_path):
     assert "No drop" in o.trend_notes.value
 
 
-def test_an_empty_store_offers_to_run_the_suite_and_the_button_fills_it(tmp_path):
+def test_an_empty_store_offers_to_run_the_suite_and_the_button_fills_it(tmp_path, monkeypatch):
+    from mlx_explore import suite
+
+    from .suite_fakes import tiny_items
+
+    monkeypatch.setattr(suite, "ITEMS", tiny_items())  # the suite's items, seconds long: the button is tested here
     db = tmp_path / "empty.db"
     o = Overview(db)
     assert o.state == "no_suite" and not db.exists()  # reading created nothing

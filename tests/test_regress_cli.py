@@ -83,10 +83,16 @@ def test_update_baseline_then_regress_passes_and_a_much_faster_baseline_fails(tm
     first = run_cli(*args, "--baseline", str(base), "--update-baseline", "--report", str(tmp_path / "r1"))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "baseline written" in first.stdout and base.is_file()
-    again = run_cli(*args, "--baseline", str(base), "--report", str(tmp_path / "r2"))
-    assert again.returncode == 0, again.stdout[-3000:]  # pass or noisy: this machine is shared
-    measured = regress.read_checks(tmp_path / "r2" / "performance.ipynb")
+    # Judged against the baseline just written from them, the same measurements pass (a third run of the
+    # notebook, to see a fresh measurement pass or be noisy, cost CI two minutes and proved no more: the
+    # judging rules are tests/test_regress.py's).
+    measured = regress.read_checks(tmp_path / "r1" / "performance.ipynb")
     name = "performance.small_batch.sklearn.eager.samples_per_s"
+    same = {c.name: c for c in regress.compare(measured, regress.load_baseline(base), size="small")}
+    assert same[name].verdict == "pass", same[name].detail
+    # never a fail: a figure whose repeats spread widely (scikit-learn's 1 ms "compile") may be noisy
+    odd = {n: (c.verdict, c.detail) for n, c in same.items() if c.verdict not in ("pass", "skipped", "noisy")}
+    assert not odd, odd
     # a baseline that demands ten times the throughput just measured, with the same spread, judged on those
     # very measurements (a doubled baseline, spread doubled too, was "noisy" on a loaded machine: 3 repeats
     # varying by a third give an interval too wide to call it)
@@ -111,7 +117,7 @@ def test_update_baseline_then_regress_passes_and_a_much_faster_baseline_fails(tm
     assert slow.returncode == 1, slow.stdout[-3000:]
     assert name in slow.stderr and "below the baseline" in slow.stderr
     stored = load_checks(tmp_path / "r.db")
-    assert "fail" in set(stored["verdict"]) and stored["session"].nunique() == 3
+    assert "fail" in set(stored["verdict"]) and stored["session"].nunique() == 2
 
 
 def test_a_baseline_of_another_machine_class_skips_speed_and_says_so(tmp_path):
