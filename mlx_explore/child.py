@@ -42,6 +42,10 @@ STOP_POLL_S = 0.1
 
 #: Lines that are not events (:class:`~mlx_explore.events.NotAnEvent`) kept per run, each quoted.
 STRAY_LINES_KEPT = 5
+#: A child that reported its run's end (``Finished``/``Failed``) but has not exited this many seconds
+#: later is killed: its result is complete, and a process hanging at shut-down (seen once here: a JAX
+#: and a TensorFlow child under Ray, each for about ten minutes) must not hold up the comparison.
+EXIT_GRACE_S = 30.0
 
 
 def worker_command(*args: str) -> list[str]:
@@ -101,6 +105,7 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
     reader.start()
     deadline = t0 + config.timeout_s if config.timeout_s else None
     terminal = None
+    exit_by = None  # set when the run's end is reported: the process must exit by then
     last_step = 0
     stray: list[str] = []  # lines that were not JSON objects, quoted
 
@@ -118,9 +123,15 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
             if stop is not None:
                 wait = STOP_POLL_S if wait is None else min(wait, STOP_POLL_S)
+            if exit_by is not None:
+                left = max(0.0, exit_by - time.perf_counter())
+                wait = left if wait is None else min(wait, left)
             try:
                 line = lines.get(timeout=wait)
             except queue.Empty:
+                if exit_by is not None and time.perf_counter() >= exit_by:
+                    _kill(proc)  # the run is complete; its process hangs at exit
+                    break
                 if deadline is None or time.perf_counter() < deadline:
                     continue  # only the stop poll woke us
                 yield failed("timeout", f"stopped after the {config.timeout_s:g} s timeout")
@@ -155,8 +166,13 @@ def run_child(name: str, mode: str, repeat: int, bundle_path: Path, config: RunC
                 event.error_tail = _stray_text(stray) + event.error_tail
             if isinstance(event, TERMINAL):
                 terminal = event
+                exit_by = time.perf_counter() + EXIT_GRACE_S
             yield event
-        rc = proc.wait()
+        try:  # a process that reported its result gets EXIT_GRACE_S to exit, then is killed
+            rc = proc.wait(timeout=EXIT_GRACE_S if terminal is not None else None)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            rc = proc.returncode
         if terminal is None:
             why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
             if rc == -signal.SIGKILL:

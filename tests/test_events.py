@@ -8,6 +8,7 @@ import json
 import math
 import os
 import textwrap
+import time
 from dataclasses import fields
 
 import pytest
@@ -161,3 +162,21 @@ def test_a_line_that_is_not_json_is_kept_and_the_run_goes_on(tmp_path, monkeypat
     assert jax.status == "ok", (jax.reason, jax.error_tail)
     assert jax.notes["stray_output"] == "lines on the event stream that were not events (ignored):\n'optax says hello'"
     assert len(jax.curve) == jax.metrics["steps"]
+
+
+def test_a_child_that_hangs_at_exit_after_its_result_is_killed_and_the_run_kept(tmp_path, monkeypatch, tiny_kwargs):
+    from mlx_explore import child
+
+    pid_file = tmp_path / "child.pid"
+    # the real optax, plus a shut-down that never ends (an atexit handler sleeping 600 s)
+    _fake_optax(tmp_path, "", _BECOME_THE_REAL_PACKAGE, before=f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                "import atexit, time\natexit.register(time.sleep, 600)")  # fmt: skip
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setattr(child, "EXIT_GRACE_S", 2.0)
+    t0 = time.monotonic()
+    result = compare(frameworks=["jax", "sklearn"], **tiny_kwargs)
+    assert time.monotonic() - t0 < 120  # not the 600 s the jax process would hang
+    jax = result.run("jax")
+    assert jax.status == "ok" and jax.metrics["test_accuracy"] is not None, (jax.reason, jax.error_tail)
+    assert not alive(int(pid_file.read_text()))
+    assert result.run("sklearn").status == "ok"
