@@ -88,9 +88,9 @@ def test_update_baseline_then_regress_passes_and_a_much_faster_baseline_fails(tm
     # judging rules are tests/test_regress.py's).
     measured = regress.read_checks(tmp_path / "r1" / "performance.ipynb")
     name = "performance.small_batch.sklearn.eager.samples_per_s"
+    # Never a fail; "noisy" where the repeats spread widely (a loaded machine, scikit-learn's 1 ms "compile").
     same = {c.name: c for c in regress.compare(measured, regress.load_baseline(base), size="small")}
-    assert same[name].verdict == "pass", same[name].detail
-    # never a fail: a figure whose repeats spread widely (scikit-learn's 1 ms "compile") may be noisy
+    assert same[name].verdict in ("pass", "noisy"), same[name].detail
     odd = {n: (c.verdict, c.detail) for n, c in same.items() if c.verdict not in ("pass", "skipped", "noisy")}
     assert not odd, odd
     # a baseline that demands ten times the throughput just measured, with the same spread, judged on those

@@ -253,12 +253,13 @@ def test_stopping_a_ray_sweep_cancels_outstanding_tasks_and_keeps_finished_runs(
     def on_event(point, event):
         if type(event).__name__ == "Finished":
             done.append(point.index)
-        if point.index == 1 and type(event).__name__ == "Step" and event.step >= 5:
-            stop.set()
+        if point.index == 1 and type(event).__name__ == "Step" and event.step >= 5 and 0 in done:
+            stop.set()  # once the quick point has finished (under load it can start after the long one)
 
-    # point 0 is quick, point 1 long (stopped mid-run), points 2-4 wait for a core and never start
+    # point 0 is quick, point 1 long (stopped mid-run: 400 epochs, minutes), points 2-4 wait for a core
+    longer = {**LONG, "epochs": 400}
     t0 = time.monotonic()
-    result = mlx_explore.sweep([QUICK, LONG, LONG, LONG, LONG], "ray", on_event=on_event, stop=stop)
+    result = mlx_explore.sweep([QUICK, longer, longer, longer, longer], "ray", on_event=on_event, stop=stop)
     assert result.interrupted and time.monotonic() - t0 < 120
     statuses = {i: [r.status for r in c.runs] for i, c in result.comparisons.items()}
     assert statuses[0] == ["ok"] and statuses[1] == ["interrupted"], statuses
