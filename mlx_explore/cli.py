@@ -523,31 +523,57 @@ def _print_suite(result, size: str, host: str | None = None) -> bool:
     return failed
 
 
+def _join_ray(address: str) -> None:
+    """Start or join Ray for ``--ray`` (``sweeps.connect``); exit 2 naming ``--ray`` when Ray is not
+    installed or the cluster cannot be reached."""
+    from . import sweeps
+
+    try:
+        sweeps.connect(address)
+    except sweeps.RayUnavailable as exc:
+        _fail("--ray", str(exc))
+
+
+def _progress(width: int, quiet: bool) -> Progress:
+    """The progress display of a command: a description ``width`` characters wide, a bar, done/total,
+    a text field ``info`` and the elapsed time."""
+    return Progress(
+        TextColumn(f"{{task.description:<{width}}}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, disable=quiet, transient=False,
+    )  # fmt: skip
+
+
+def _live_runs(progress: Progress, width: int, label, ended=None):
+    """An ``on_event(point, event)`` that shows every running run of a sweep as a line of ``progress``
+    (``label(point, event)``, cut to ``width``), its bar following the steps, removed when the run ends;
+    ``ended(point, event)`` is then called with its terminal event."""
+    live: dict[tuple, int] = {}  # (point, framework, mode, repeat) -> its progress line
+
+    def on_event(point, event) -> None:
+        key = (point.index, *event.run_key)
+        if isinstance(event, Started):
+            live[key] = progress.add_task(label(point, event)[:width], total=event.total_steps, info=f"on {event.device}")
+        elif isinstance(event, Step) and key in live:
+            progress.update(live[key], completed=event.step, info=f"loss {event.loss:.4f}")
+        elif isinstance(event, (Finished, Failed, Skipped)):
+            if key in live:
+                progress.remove_task(live.pop(key))
+            if ended is not None:
+                ended(point, event)
+
+    return on_event
+
+
 def _suite_on_ray(*, size: str, frameworks: str, device: str, threads: int | None, export: str, db: Path | None,
                   quiet: bool, signals: _StopSignals, ray: str) -> int:  # fmt: skip
     from . import suite as suite_module
     from . import sweeps
     from .results import StoreError, default_path
 
-    try:
-        sweeps.connect(ray)
-    except sweeps.RayUnavailable as exc:
-        _fail("--ray", str(exc))
-    progress = Progress(
-        TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=console, disable=quiet, transient=False,
-    )  # fmt: skip
-    live: dict[tuple, int] = {}
-
-    def on_event(point, event) -> None:
-        key = (point.index, *event.run_key)
-        if isinstance(event, Started):
-            live[key] = progress.add_task(f"{point.params['host']} {point.params['item']} {event.framework}/{event.mode}"[:36],
-                                          total=event.total_steps, info=f"on {event.device}")  # fmt: skip
-        elif isinstance(event, Step) and key in live:
-            progress.update(live[key], completed=event.step, info=f"loss {event.loss:.4f}")
-        elif isinstance(event, (Finished, Failed, Skipped)) and key in live:
-            progress.remove_task(live.pop(key))
+    _join_ray(ray)
+    progress = _progress(36, quiet)
+    on_event = _live_runs(progress, 36, lambda point, event: f"{point.params['host']} {point.params['item']} "
+                                                             f"{event.framework}/{event.mode}")  # fmt: skip
 
     try:
         with progress:
@@ -614,32 +640,19 @@ def _sweep(*, grid: Path, ray: str | None, db: Path | None, no_store: bool, quie
         return 2
     engine = "ray" if ray is not None else "local"
     if ray is not None:  # Ray missing or the cluster unreachable: said before anything else
-        try:
-            sweeps.connect(ray)
-        except sweeps.RayUnavailable as exc:
-            _fail("--ray", str(exc))
-    progress = Progress(
-        TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=console, disable=quiet, transient=False,
-    )  # fmt: skip
+        _join_ray(ray)
+    progress = _progress(30, quiet)
     where = f" on Ray ({ray})" if ray is not None else ""
     overall = progress.add_task(f"sweep {spec.name}: {len(spec.points)} comparisons{where}", total=spec.total_runs,
                                 info="")  # fmt: skip
-    live: dict[tuple, int] = {}  # the live runs, one line each: (point, framework, mode, repeat) -> task
 
-    def on_event(point, event) -> None:
-        key = (point.index, *event.run_key)
-        label = f"#{point.index} {point.label} {event.framework}/{event.mode}"[:30]
-        if isinstance(event, Started):
-            live[key] = progress.add_task(label, total=event.total_steps, info=f"on {event.device}")
-        elif isinstance(event, Step) and key in live:
-            progress.update(live[key], completed=event.step, info=f"loss {event.loss:.4f}")
-        elif isinstance(event, (Finished, Failed, Skipped)):
-            progress.advance(overall)
-            if key in live:
-                progress.remove_task(live.pop(key))
-            style = "green" if event.status == "ok" else "yellow"
-            progress.update(overall, info=f"last: #{point.index} {event.framework}/{event.mode} [{style}]{event.status}[/]")
+    def ended(point, event) -> None:
+        progress.advance(overall)
+        style = "green" if event.status == "ok" else "yellow"
+        progress.update(overall, info=f"last: #{point.index} {event.framework}/{event.mode} [{style}]{event.status}[/]")
+
+    on_event = _live_runs(progress, 30, lambda point, event: f"#{point.index} {point.label} {event.framework}/{event.mode}",
+                          ended)  # fmt: skip
 
     try:
         with progress:
