@@ -210,7 +210,9 @@ def test_ray_streams_every_run_to_the_driver_which_stores_it_with_its_node(local
             [p["loss"] for p in result.comparisons[index].runs[0].curve]
 
 
-def _pid_of_worker_running(framework_child_marker: str = "mlx_explore.worker") -> int | None:
+def _pid_of_worker_running(point: int | None = None, framework_child_marker: str = "mlx_explore.worker") -> int | None:
+    """The pid of a Ray worker whose framework child is running (of sweep point ``point``: the task's name
+    ends with it; ``None``: any)."""
     import psutil
 
     for proc in psutil.process_iter(["cmdline", "ppid"]):
@@ -219,7 +221,7 @@ def _pid_of_worker_running(framework_child_marker: str = "mlx_explore.worker") -
                 parent = " ".join(psutil.Process(proc.info["ppid"]).cmdline())
             except psutil.Error:
                 continue
-            if parent.startswith("ray::"):
+            if parent.startswith("ray::") and (point is None or parent.strip().endswith(f"point {point}")):
                 return proc.info["ppid"]
     return None
 
@@ -230,12 +232,13 @@ def test_a_worker_killed_mid_run_fails_that_run_with_the_reason_and_the_sweep_go
 
     def on_event(point, event):
         if point.index == 0 and type(event).__name__ == "Step" and "pid" not in killed:
-            pid = _pid_of_worker_running()
+            pid = _pid_of_worker_running(point=0)  # not the worker of point 1, which runs beside it
             if pid:
                 killed["pid"] = pid
                 os.kill(pid, signal.SIGKILL)
 
-    result = mlx_explore.sweep([LONG, QUICK], "ray", on_event=on_event)
+    # 400 epochs (minutes): the kill lands mid-run even when the driver gets the steps late, under load
+    result = mlx_explore.sweep([{**LONG, "epochs": 400}, QUICK], "ray", on_event=on_event)
     assert killed, "the long run never reported a step"
     dead = result.comparisons[0].runs[0]
     assert dead.status == "failed" and "worker process died" in dead.reason and "logged steps" in dead.reason
