@@ -318,7 +318,6 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
         ComparisonInterrupted: Ctrl-C: the finished runs stay stored, the session is incomplete and
             :func:`latest` ignores it.
     """
-    from .comparison import plan as run_plan
     from .runner import compare
 
     plan = configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
@@ -328,9 +327,7 @@ def run(size: str = "small", *, frameworks: Iterable[str] | str | None = None, d
     for index, (it, config) in enumerate(plan):
         if on_item is not None:
             on_item(it, config, index)
-        tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
-                "suite_session": session, "suite_planned": len(run_plan(config)), "suite_device": device,
-                "suite_items": planned_items}  # fmt: skip
+        tags = _session_tags(it, config, size, session, device, planned_items)
         if stop is not None and stop.is_set():
             result.interrupted = True
             break
@@ -373,7 +370,6 @@ def run_on_ray(size: str = "small", *, address: str | None = "auto", frameworks:
         StoreError: the store cannot be used, before anything runs.
     """
     from . import sweeps
-
     plan = configs(size, frameworks=frameworks, device=device, threads=threads, export=export)
     sweeps.connect(address)
     nodes = [n for n in sweeps.alive_nodes() if n["cpus"] and (device != "gpu" or n["gpus"])]
@@ -396,9 +392,7 @@ def run_on_ray(size: str = "small", *, address: str | None = "auto", frameworks:
             config = config.model_copy(update={"threads": node_threads})
             point = sweeps.SweepPoint(len(points), {"item": it.name, "host": node["host"]}, config)
             points.append(point)
-            tags = {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
-                    "suite_session": session, "suite_planned": len(_run_plan(config)), "suite_device": device,
-                    "suite_items": planned_items}  # fmt: skip
+            tags = _session_tags(it, config, size, session, device, planned_items)
             gpu = device == "gpu" or (device == "auto" and node["gpus"] > 0)
             jobs.append((point, config, tags, {"num_cpus": node_threads, "num_gpus": 1 if gpu else 0,
                                                "node_id": node["node_id"]}))  # fmt: skip
@@ -415,10 +409,13 @@ def run_on_ray(size: str = "small", *, address: str | None = "auto", frameworks:
     return out
 
 
-def _run_plan(config: RunConfig) -> list:
+def _session_tags(it: SuiteItem, config: RunConfig, size: str, session: str, device: str, items: str) -> dict:
+    """The ``tags`` stored with every run of a suite item (``latest`` and ``sessions`` read them)."""
     from .comparison import plan
 
-    return plan(config)
+    return {"suite": SUITE_NAME, "suite_version": SUITE_VERSION, "suite_size": size, "suite_item": it.name,
+            "suite_session": session, "suite_planned": len(plan(config)), "suite_device": device,
+            "suite_items": items}  # fmt: skip
 
 
 def machine_id(env: dict) -> str:

@@ -125,7 +125,7 @@ def test_the_local_engine_and_the_rest_work_without_ray_and_ray_says_which_extra
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     grid = tmp_path / "g.yaml"
-    grid.write_text(f"base: {{model: logreg, dataset: wine, frameworks: sklearn, epochs: 1, latency_steps: 0}}\n")
+    grid.write_text("base: {model: logreg, dataset: wine, frameworks: sklearn, epochs: 1, latency_steps: 0}\n")
     env = {"PYTHONPATH": str(tmp_path / "blocked") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = run_cli("sweep", "--grid", str(grid), "--ray", "local", "--db", str(tmp_path / "r.db"), env=env)
     assert proc.returncode == 2 and "pip install 'mlx-explore[ray]'" in proc.stderr, proc.stderr
